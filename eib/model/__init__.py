@@ -1,0 +1,1 @@
+"""Typed models: the recipe a user writes and the plan the executor runs."""

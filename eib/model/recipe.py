@@ -1,0 +1,230 @@
+"""The recipe format: what a user may write, and its types.
+
+Every section is a strict pydantic model so that a typo in a known section is
+an error (with a "did you mean") and `iso: maybe` is not silently a string.
+Sections eib does not know are kept as free-form key/values, because legacy
+hooks read arbitrary options through the `EIB_*` environment.
+
+List fields accept either a plain list (the exact final list) or
+`{add: [...], del: [...]}`; the loader resolves both forms before validation,
+so the models only ever see plain lists.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+HookName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*$")]
+ARCHES = ("amd64", "arm64", "i386")
+HOOK_GROUPS = ("content", "image", "manifest", "publish", "error")
+Scalar = str | int | float | bool | None
+
+
+class Section(BaseModel):
+    """Base of every known section: strict, closed, documented."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Variant(Section):
+    """The attributes that pick one image out of a recipe's many."""
+
+    product: str = Field("eoscustom", description="Product name, e.g. eos")
+    branch: str = Field("master", description="OS branch, e.g. master or eos6.0")
+    arch: Literal["amd64", "arm64", "i386"] | None = Field(
+        None, description="Target architecture; default: the host's"
+    )
+    platform: str | None = Field(None, description="Sub-architecture; default: the arch")
+    personality: str = Field("base", description="Image personality, e.g. base, en, pt_BR")
+
+
+class Build(Variant):
+    """The resolved `build` section: the variant plus derived facts."""
+
+    arch: Literal["amd64", "arm64", "i386"] = "amd64"
+    platform: str = "amd64"
+    series: str = Field("master", description="The branch with its last '.'-part removed")
+    build_version: str = Field("", description="UTC build time, %y%m%d-%H%M%S")
+    cachedir: str = "/var/cache/eib"
+    srcdir: str = ""
+    localdir: str = ""
+    localdatadir: str = ""
+    sysconfdir: str = "/etc/eib"
+
+
+class Ostree(Section):
+    """Where the OS tree comes from and how it is deployed."""
+
+    url: str = Field("", description="Pull URL of the OSTree repository")
+    deploy_url: str = Field("", description="URL the deployed OS pulls updates from")
+    ref: str = Field("", description="Ref to pull")
+    ref_deploy: str = Field("", description="Ref the deployed OS follows; default: ref")
+    remote: str = Field("eos", description="Remote name inside the image")
+    os: str = Field("eos", description="OS name (the stateroot)")
+    gpg_keys: list[str] = Field(default_factory=list, description="ASCII-armoured public keys")
+    commit: str = Field("", description="Pin: the exact commit to pull (see `eib lock`)")
+    p2p: bool = Field(False, description="Set a collection id on the deploy remote")
+    collection_id: str = ""
+    kernel_args: list[str] = Field(default_factory=list, description="Extra kernel arguments")
+    pull_retries: int = Field(3, ge=0)
+    prune_keep: int = Field(3, ge=1, description="Commits of the ref kept in the cache repo")
+
+
+class Image(Section):
+    """How the deployed tree becomes disk images and what is configured in it."""
+
+    compression: Literal["gz", "xz", "zstd"] = "gz"
+    partition_table: Literal["gpt", "dos"] = "gpt"
+    rootfs_resize: bool = True
+    boot_zip: bool = False
+    iso: bool = False
+    qcow2: bool = False
+    qcow2_extra: int = Field(0, ge=0, description="Bytes added to the qcow2 virtual size")
+    vm_image: bool = False
+    sdboot: bool = False
+    max_size: int | None = Field(None, ge=0, description="Largest allowed raw image, in bytes")
+    extra_space: int | None = Field(
+        None, ge=0, description="Free bytes in the root; default max(5 %, 1 GiB)"
+    )
+    signing_keyid: str = ""
+    gpg_homedir: str = ""
+    language: str = ""
+    timezone: str = ""
+    hostname: str = ""
+    xkb_layout: str = ""
+    xkb_variant: str = ""
+    settings: list[str] = Field(default_factory=list)
+    settings_locks: list[str] = Field(default_factory=list)
+    icon_grid: list[str] = Field(default_factory=list)
+
+
+class FlatpakRemote(Section):
+    """One Flatpak remote and what to install from it."""
+
+    url: str = ""
+    deploy_url: str = ""
+    repo_file: str = ""
+    title: str = ""
+    default_branch: str = ""
+    prio: int | None = None
+    noenumerate: bool = False
+    enable: bool = True
+    gpg_key: str = ""
+    collection_id: str = ""
+    apps: list[str] = Field(default_factory=list)
+    runtimes: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    allow_extra_data: list[str] = Field(default_factory=list)
+
+
+class Flatpak(Section):
+    """Apps installed into the OS's system installation."""
+
+    enable: bool = True
+    arch: str = Field("", description="Flatpak arch; default from the build arch")
+    locales: list[str] = Field(default_factory=list)
+    set_extra_languages: bool = False
+    remotes: dict[str, FlatpakRemote] = Field(default_factory=dict)
+
+
+class Hooks(Section):
+    """The hooks to run, one list per group, run in lexical order."""
+
+    content: list[HookName] = Field(default_factory=list)
+    image: list[HookName] = Field(default_factory=list)
+    manifest: list[HookName] = Field(default_factory=list)
+    publish: list[HookName] = Field(default_factory=list)
+    error: list[HookName] = Field(default_factory=list)
+
+
+class PublishTarget(Section):
+    """One place a finished build is published to."""
+
+    kind: Literal["s3", "rsync", "local"]
+    bucket: str = ""
+    region: str = ""
+    endpoint_url: str = ""
+    host: str = ""
+    user: str = ""
+    port: int | None = None
+    path: str = ""
+    credentials_secret: str = Field("", description="Name of a secret holding credentials")
+    identity_secret: str = Field("", description="Name of a secret holding an ssh key file")
+
+
+class Publish(Section):
+    """Where builds go."""
+
+    path: str = Field(
+        "nightly/${build:product}-${build:arch}-${build:platform}/${build:branch}/"
+        "${build:personality}/${build:build_version}",
+        description="Key prefix / directory of one build below each target",
+    )
+    targets: list[PublishTarget] = Field(default_factory=list)
+
+
+class Secret(Section):
+    """A private value: used by the build, never shown."""
+
+    value: str | None = None
+    file: str | None = None
+    env: str | None = None
+
+
+class Demo(Section):
+    """Serve the embedded demo OS and apps on 127.0.0.1 for this build."""
+
+    serve: bool = False
+    port: int = Field(8690, ge=1, le=65535)
+
+
+class Recipe(BaseModel):
+    """A whole recipe after layering: what the compiler turns into a plan."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    eib: Literal[1] = 1
+    build: Build = Field(default_factory=Build)
+    ostree: Ostree = Field(default_factory=Ostree)
+    image: Image = Field(default_factory=Image)
+    flatpak: Flatpak = Field(default_factory=Flatpak)
+    hooks: Hooks = Field(default_factory=Hooks)
+    publish: Publish = Field(default_factory=Publish)
+    secrets: dict[str, Secret] = Field(default_factory=dict)
+    demo: Demo = Field(default_factory=Demo)
+    extra: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Sections eib does not know; exported to hooks"
+    )
+
+
+class Overlay(BaseModel):
+    """A conditional layer (only for the JSON Schema; the loader reads it raw)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    when: dict[str, str | list[str]]
+
+
+class RecipeFile(BaseModel):
+    """One recipe file as written (for the JSON Schema editors validate against)."""
+
+    model_config = ConfigDict(extra="allow", title="eib recipe")
+
+    eib: Literal[1] = 1
+    extends: list[str] = Field(default_factory=list)
+    variant: Variant | None = None
+    ostree: Ostree | None = None
+    image: Image | None = None
+    flatpak: Flatpak | None = None
+    hooks: Hooks | None = None
+    publish: Publish | None = None
+    secrets: dict[str, Secret] | None = None
+    demo: Demo | None = None
+    overlays: list[Overlay] = Field(default_factory=list)
+
+
+KNOWN_SECTIONS = tuple(
+    name for name in Recipe.model_fields if name not in ("eib", "extra", "build")
+)

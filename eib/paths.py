@@ -1,0 +1,15 @@
+"""Where eib's own files live: built-in hooks, the shell library, the legacy tree.
+
+eib is installed from its checkout (`pip install -e .`), so these are found
+beside the package rather than inside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SOURCE_DIR = Path(__file__).resolve().parent.parent
+BUILTIN_HOOKS_DIR = SOURCE_DIR / "hooks"
+SHELL_LIBRARY = SOURCE_DIR / "compat" / "eib.sh"
+LEGACY_CONFIG_DIR = SOURCE_DIR / "config"
+RECIPES_DIR = SOURCE_DIR / "recipes"

@@ -1,0 +1,1 @@
+"""Thin typed wrappers over the system tools eib drives (one module per tool)."""
