@@ -1,0 +1,1 @@
+"""Loading recipes: YAML with origins, layering, list add/del, interpolation."""

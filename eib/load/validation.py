@@ -1,0 +1,78 @@
+"""Turning pydantic's validation errors into one message with file and line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from eib.errors import Origin, UserError, did_you_mean
+from eib.load.fields import known_keys
+from eib.load.merge import Tree
+from eib.load.yamlfile import KeyPath, dotted
+
+_EXPECTED = {
+    "bool_type": "expected true or false",
+    "int_type": "expected an integer",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "float_type": "expected a number",
+}
+
+
+def recipe_error(err: ValidationError, tree: Tree) -> UserError:
+    errors = err.errors()
+    first = errors[0]
+    loc: KeyPath = tuple(first["loc"])
+    if loc and loc[0] == "extra":
+        loc = loc[1:]
+    more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+    kind = first["type"]
+    value = first.get("input")
+    if kind == "extra_forbidden":
+        parent, name = loc[:-1], str(loc[-1])
+        hint = did_you_mean(name, known_keys(parent) or ())
+        return UserError(
+            f"unknown key '{name}'{more}",
+            origin=_origin(tree, loc),
+            key=dotted(loc),
+            hint=hint,
+        )
+    if kind == "string_pattern_mismatch" and len(loc) >= 2 and loc[0] == "hooks":
+        return UserError(
+            f"invalid hook name {value!r}: a hook is a file name in hooks/<group>/ "
+            f"(no '/', no '..', no leading '.'){more}",
+            origin=_list_item_origin(tree, loc, value),
+            key=dotted(loc[:2]),
+        )
+    if kind in _EXPECTED:
+        message = f"{_EXPECTED[kind]}, got {_describe(value)}{more}"
+    else:
+        message = f"{first['msg']}, got {_describe(value)}{more}"
+    origin = _list_item_origin(tree, loc, value) if isinstance(loc[-1], int) else None
+    return UserError(message, origin=origin or _origin(tree, loc), key=dotted(loc))
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _origin(tree: Tree, loc: KeyPath) -> Origin | None:
+    return tree.origin(loc)
+
+
+def _list_item_origin(tree: Tree, loc: KeyPath, value: Any) -> Origin | None:
+    """The layer that added a bad list item (the final list's index is not the file's)."""
+    path = loc
+    while path and isinstance(path[-1], int):
+        path = path[:-1]
+    for event in reversed(tree.history.get(path, [])):
+        if isinstance(event.value, list) and value in event.value:
+            return event.origin
+    return tree.origin(path)
