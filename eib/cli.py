@@ -20,9 +20,12 @@ app = typer.Typer(
     help="Declarative OS image builder: YAML recipes → plans → OSTree + Flatpak disk images.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: rich's help renderer costs ~200 ms of start-up
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-legacy_app = typer.Typer(help="Legacy (INI) informational modes.", no_args_is_help=True)
+legacy_app = typer.Typer(
+    help="Legacy (INI) informational modes.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(legacy_app, name="legacy")
 
 # Options shared by every command that picks a variant.
@@ -141,11 +144,195 @@ def validate(
 
 
 @app.command()
+def apps(
+    recipe: RecipeArg,
+    product: ProductOpt = None,
+    branch: BranchOpt = None,
+    arch: ArchOpt = None,
+    platform: PlatformOpt = None,
+    personality: PersonalityOpt = None,
+    set_: SetOpt = None,
+    localdir: LocaldirOpt = None,
+    group_by: Annotated[
+        str, typer.Option("--group-by", help="Group by 'runtime' or 'nature'")
+    ] = "runtime",
+    trim: Annotated[
+        Optional[int],
+        typer.Option("--trim", help="Propose apps to drop to save at least BYTES of download"),
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List the Flatpaks RECIPE installs with their sizes (reads the remotes, installs nothing)."""
+    from eib.commands.apps import run_apps
+
+    run_apps(
+        recipe,
+        variant_options(product, branch, arch, platform, personality),
+        sets=set_ or [],
+        localdir=localdir,
+        group_by=group_by,
+        trim_bytes=trim,
+        as_json=json_,
+    )
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the recipe format."""
     from eib.schema import recipe_schema_json
 
     sys.stdout.write(recipe_schema_json())
+
+
+@app.command()
+def run(
+    recipe: Annotated[
+        Optional[Path], typer.Argument(help="Recipe YAML file, or a legacy config dir")
+    ] = None,
+    product: ProductOpt = None,
+    branch: BranchOpt = None,
+    arch: ArchOpt = None,
+    platform: PlatformOpt = None,
+    personality: PersonalityOpt = None,
+    set_: SetOpt = None,
+    localdir: LocaldirOpt = None,
+    plan_file: Annotated[
+        Optional[Path], typer.Option("--plan", help="Run a saved plan JSON instead of a recipe")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Build everything but do not publish")
+    ] = False,
+    stages: Annotated[
+        Optional[str],
+        typer.Option("--stages", help="Comma-separated subset of ostree,image,manifest,publish"),
+    ] = None,
+    no_disk: Annotated[
+        bool, typer.Option("--no-disk", help="Stop the image stage after deployment and Flatpaks")
+    ] = False,
+    cache_dir: Annotated[
+        Optional[Path],
+        typer.Option("--cache-dir", envvar="EIB_CACHE_DIR", help="Default /var/cache/eib"),
+    ] = None,
+    work_dir: Annotated[
+        Optional[Path],
+        typer.Option("--work-dir", envvar="EIB_WORK_DIR", help="Default /var/tmp/eib"),
+    ] = None,
+    output_dir: Annotated[
+        Optional[Path],
+        typer.Option("--output-dir", envvar="EIB_OUTPUT_DIR", help="Default <work-dir>/out"),
+    ] = None,
+    lock_timeout: Annotated[
+        Optional[float],
+        typer.Option("--lock-timeout", help="Seconds to wait for the cache lock (0: fail at once)"),
+    ] = None,
+) -> None:
+    """Build RECIPE (or a saved --plan): ostree → image → manifest → publish."""
+    from eib.commands.run import run_build
+
+    run_build(
+        recipe,
+        variant_options(product, branch, arch, platform, personality),
+        plan_file=plan_file,
+        sets=set_ or [],
+        localdir=localdir,
+        dry_run=dry_run,
+        stages=stages,
+        no_disk=no_disk,
+        cache_dir=cache_dir,
+        work_dir=work_dir,
+        output_dir=output_dir,
+        lock_timeout=lock_timeout,
+    )
+
+
+@app.command("demo-os")
+def demo_os(
+    dir_: Annotated[
+        Optional[Path],
+        typer.Option("--dir", help="Demo dir (default: $EIB_CACHE_DIR/demo, /var/cache/eib/demo)"),
+    ] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="Serve on 127.0.0.1 until Ctrl-C")] = False,
+    port: Annotated[int, typer.Option("--port", help="Port for --serve (0: any free one)")] = 8000,
+) -> None:
+    """Build (once) the small bootable demo OS and its signed repos; optionally serve them."""
+    from eib.commands.demo_os import run_demo_os
+
+    run_demo_os(dir_, serve_it=serve, port=port)
+
+
+@legacy_app.command("show-config")
+def legacy_show_config(
+    config_dir: Annotated[
+        Path, typer.Option("--config-dir", help="Legacy config dir (holds defaults.ini)")
+    ],
+    product: ProductOpt = None,
+    branch: BranchOpt = None,
+    arch: ArchOpt = None,
+    platform: PlatformOpt = None,
+    personality: PersonalityOpt = None,
+    localdir: LocaldirOpt = None,
+    sysconfdir: Annotated[
+        Optional[Path],
+        typer.Option("--sysconfdir", help="System config dir (default /etc/eos-image-builder)"),
+    ] = None,
+    srcdir: Annotated[
+        Optional[Path],
+        typer.Option("--srcdir", help="Checkout holding the config dir (default: its parent)"),
+    ] = None,
+    resolved: Annotated[
+        bool, typer.Option("--resolved", help="Print values with ${...} expanded")
+    ] = False,
+) -> None:
+    """Print the merged public INI config, like the legacy --show-config."""
+    from eib.commands.legacy import run_show_config
+
+    run_show_config(
+        config_dir,
+        variant_options(product, branch, arch, platform, personality),
+        localdir=localdir,
+        sysconfdir=sysconfdir,
+        srcdir=srcdir,
+        resolved=resolved,
+    )
+
+
+@app.command()
+def convert(
+    ini_dir: Annotated[Path, typer.Argument(help="Legacy config dir (holds defaults.ini)")],
+    out_dir: Annotated[Path, typer.Argument(help="Directory to write YAML recipes into")],
+    localdir: LocaldirOpt = None,
+) -> None:
+    """Write YAML recipes equivalent to a legacy INI tree, one layer per INI file."""
+    from eib.commands.convert import run_convert
+
+    run_convert(ini_dir, out_dir, localdir=localdir)
+
+
+@app.command()
+def inspect(
+    image: Annotated[Path, typer.Argument(help="Disk image: .img, .img.gz, .img.xz or .img.zst")],
+    json_: JsonOpt = False,
+) -> None:
+    """Show an image's partitions, file systems, deployments and boot entries."""
+    from eib.commands.inspect import run_inspect
+
+    run_inspect(image, as_json=json_)
+
+
+@app.command()
+def boot(
+    image: Annotated[Path, typer.Argument(help="Disk image: .img, .img.gz, .img.xz or .img.zst")],
+    firmware: Annotated[str, typer.Option("--firmware", help="uefi or bios")] = "uefi",
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait")] = 300,
+    expect: Annotated[
+        Optional[str], typer.Option("--expect", help="Text that means success (default: demo marker)")
+    ] = None,
+    log: Annotated[Optional[Path], typer.Option("--log", help="Serial console log file")] = None,
+) -> None:
+    """Boot IMAGE in QEMU (TCG) and wait for the expected text on the serial console."""
+    from eib.commands.boot import run_boot
+
+    run_boot(image, firmware=firmware, timeout=timeout, expect=expect, log_file=log)
 
 
 def main() -> None:

@@ -97,6 +97,7 @@ def compile_recipe(
         private = set()
     _apply_sets(tree, sets or [])
     resolved = Interpolator(tree).resolve_all()
+    _anchor_paths(resolved, tree)
     recipe = _validate(resolved, tree)
     plan = _plan(path, recipe_dir, recipe, tree, localdir, private)
     return CompileResult(plan, recipe, tree, var, layers)
@@ -177,6 +178,40 @@ def _apply_sets(tree: Tree, sets: list[str]) -> None:
             nested = {part: nested}
         origins = {parts[: i + 1]: origin for i in range(len(parts))}
         merge_into(tree, nested, origins, f"--set {key}")
+
+
+def _anchor(value: str, tree: Tree, path: KeyPath) -> str:
+    """A relative file path is relative to the recipe file that wrote it."""
+    if not value or value.startswith("/") or "://" in value:
+        return value
+    origin = tree.origin(path)
+    base = Path(origin.file).parent if origin and Path(origin.file).is_file() else Path.cwd()
+    return str((base / value).resolve())
+
+
+def _anchor_paths(resolved: dict[str, Any], tree: Tree) -> None:
+    """Make the file paths a recipe names absolute, so a plan runs from any cwd."""
+    ostree = resolved.get("ostree")
+    if isinstance(ostree, dict) and isinstance(ostree.get("gpg_keys"), list):
+        path: KeyPath = ("ostree", "gpg_keys")
+        ostree["gpg_keys"] = [_anchor(k, tree, path) if isinstance(k, str) else k
+                              for k in ostree["gpg_keys"]]
+    image = resolved.get("image")
+    if isinstance(image, dict) and isinstance(image.get("gpg_homedir"), str):
+        image["gpg_homedir"] = _anchor(image["gpg_homedir"], tree, ("image", "gpg_homedir"))
+    remotes = (resolved.get("flatpak") or {}).get("remotes")
+    if isinstance(remotes, dict):
+        for name, remote in remotes.items():
+            if not isinstance(remote, dict):
+                continue
+            for key in ("gpg_key", "repo_file"):
+                if isinstance(remote.get(key), str):
+                    remote[key] = _anchor(remote[key], tree, ("flatpak", "remotes", name, key))
+    secrets = resolved.get("secrets")
+    if isinstance(secrets, dict):
+        for name, secret in secrets.items():
+            if isinstance(secret, dict) and isinstance(secret.get("file"), str):
+                secret["file"] = _anchor(secret["file"], tree, ("secrets", name, "file"))
 
 
 def _validate(resolved: dict[str, Any], tree: Tree) -> Recipe:
