@@ -130,8 +130,10 @@ def _legacy_tree(
     )
     tree = Tree()
     merge_into(tree, legacy.recipe, legacy.recipe_origins, str(config_dir))
-    variant = {k: str(tree.data["build"][k]) for k in ("product", "branch", "arch", "platform",
-                                                        "personality", "series")}
+    variant = {
+        k: str(tree.data["build"][k])
+        for k in ("product", "branch", "arch", "platform", "personality", "series")
+    }
     srcdir = Path(str(tree.data["build"].get("srcdir") or config_dir.resolve().parent))
     return tree, variant, legacy.files, srcdir, set(legacy.private_env)
 
@@ -194,8 +196,9 @@ def _anchor_paths(resolved: dict[str, Any], tree: Tree) -> None:
     ostree = resolved.get("ostree")
     if isinstance(ostree, dict) and isinstance(ostree.get("gpg_keys"), list):
         path: KeyPath = ("ostree", "gpg_keys")
-        ostree["gpg_keys"] = [_anchor(k, tree, path) if isinstance(k, str) else k
-                              for k in ostree["gpg_keys"]]
+        ostree["gpg_keys"] = [
+            _anchor(k, tree, path) if isinstance(k, str) else k for k in ostree["gpg_keys"]
+        ]
     image = resolved.get("image")
     if isinstance(image, dict) and isinstance(image.get("gpg_homedir"), str):
         image["gpg_homedir"] = _anchor(image["gpg_homedir"], tree, ("image", "gpg_homedir"))
@@ -253,7 +256,7 @@ def _hooks(recipe: Recipe, tree: Tree, dirs: list[Path]) -> list[HookStep]:
             data = found.read_bytes()
             steps.append(
                 HookStep(
-                    group=group,  # type: ignore[arg-type]
+                    group=group,
                     name=name,
                     path=str(found),
                     sha256=hashlib.sha256(data).hexdigest(),
@@ -366,13 +369,13 @@ def _stages(recipe: Recipe, hooks: list[HookStep]) -> list[Stage]:
                 description=f"install {count} refs from {', '.join(remotes)}",
             )
         )
-    image_steps.append(
-        Step(name="disk", description=f"assemble {img.partition_table} disk image")
-    )
+    image_steps.append(Step(name="disk", description=f"assemble {img.partition_table} disk image"))
     image_steps.append(Step(name="compress", description=f"compress with {img.compression}"))
     image_steps.append(Step(name="checksum", description="sha256 of each image"))
     if img.signing_keyid:
-        image_steps.append(Step(name="sign", description=f"detached signatures by {img.signing_keyid}"))
+        image_steps.append(
+            Step(name="sign", description=f"detached signatures by {img.signing_keyid}")
+        )
     for flag, label in (("qcow2", "qcow2 image"), ("iso", "ISO image"), ("boot_zip", "boot.zip")):
         if getattr(img, flag):
             image_steps.append(Step(name=flag.replace("_", "."), description=label))

@@ -30,7 +30,9 @@ def explain_key(result: CompileResult, key: str, *, as_json: bool = False) -> st
     final = _final(result, path)
     if not events and final is None:
         known = [".".join(str(p) for p in k) for k in result.tree.history]
-        raise UserError(f"'{key}' is not a key of this recipe", key=key, hint=did_you_mean(key, known))
+        raise UserError(
+            f"'{key}' is not a key of this recipe", key=key, hint=did_you_mean(key, known)
+        )
     if final is not None and path[0] == "secrets":
         final = "<redacted>"
     if as_json:

@@ -74,7 +74,8 @@ def parse_matrix(items: list[str]) -> list[tuple[str, list[str]]]:
         attr, sep, values = item.partition("=")
         if not sep or attr not in VARIANT_ATTRS or not values:
             raise UserError(
-                f"--matrix {item!r}: expected ATTR=v1,v2 with ATTR one of {', '.join(VARIANT_ATTRS)}"
+                f"--matrix {item!r}: expected ATTR=v1,v2 with ATTR one of "
+                f"{', '.join(VARIANT_ATTRS)}"
             )
         axes.append((attr, [v for v in values.split(",") if v]))
     return axes

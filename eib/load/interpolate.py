@@ -32,7 +32,7 @@ class Interpolator:
     def _resolve_dict(self, data: dict[str, Any], path: KeyPath) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in data.items():
-            kpath = path + (key,)
+            kpath = (*path, key)
             if isinstance(value, dict):
                 out[key] = self._resolve_dict(value, kpath)
             else:
@@ -61,9 +61,7 @@ class Interpolator:
         self._active.append(path)
         try:
             if isinstance(raw, ListValue):
-                values = [
-                    [self._expand(v, path, e.origin) for v in e.value] for e in raw.events
-                ]
+                values = [[self._expand(v, path, e.origin) for v in e.value] for e in raw.events]
                 result: Any = raw.resolve(values)
             elif isinstance(raw, dict):
                 result = self._resolve_dict(raw, path)

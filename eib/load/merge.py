@@ -107,8 +107,8 @@ def _merge_dict(
     opath: KeyPath,
 ) -> None:
     for key, value in data.items():
-        kpath = path + (key,)
-        okey = opath + (key,)
+        kpath = (*path, key)
+        okey = (*opath, key)
         origin = _origin(origins, okey, layer)
         if is_list_path(kpath) or (_is_free_form(kpath) and _looks_like_list(value)):
             lv = target.get(key)
@@ -157,14 +157,13 @@ def _list_events(
         return [Event("set", [], origin, layer)]
     if not isinstance(value, dict):
         raise UserError(
-            f"expected a list or {{add: [...], del: [...]}}, got {type(value).__name__} "
-            f"{value!r}",
+            f"expected a list or {{add: [...], del: [...]}}, got {type(value).__name__} {value!r}",
             origin=origin,
             key=key,
         )
     events = []
     for op, items in value.items():
-        op_origin = _origin(origins, opath + (op,), layer)
+        op_origin = _origin(origins, (*opath, op), layer)
         if op not in ("add", "del"):
             raise UserError(
                 f"unknown list operation '{op}': use 'add' or 'del', or give a plain list",
@@ -180,5 +179,5 @@ def _list_events(
                 origin=op_origin,
                 key=key,
             )
-        events.append(Event(op, items, op_origin, layer))  # type: ignore[arg-type]
+        events.append(Event(op, items, op_origin, layer))
     return events

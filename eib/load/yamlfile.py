@@ -99,16 +99,16 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, doc: YamlD
             line = key_node.start_mark.line + 1
             if key in result:
                 raise UserError(
-                    "duplicate key", origin=Origin(str(doc.path), line), key=_dotted(path + (key,))
+                    "duplicate key", origin=Origin(str(doc.path), line), key=_dotted((*path, key))
                 )
-            doc.origins[path + (key,)] = Origin(str(doc.path), line)
-            result[key] = _convert(loader, value_node, path + (key,), doc)
+            doc.origins[(*path, key)] = Origin(str(doc.path), line)
+            result[key] = _convert(loader, value_node, (*path, key), doc)
         return result
     if isinstance(node, yaml.SequenceNode):
         items = []
         for index, item in enumerate(node.value):
-            doc.origins[path + (index,)] = Origin(str(doc.path), item.start_mark.line + 1)
-            items.append(_convert(loader, item, path + (index,), doc))
+            doc.origins[(*path, index)] = Origin(str(doc.path), item.start_mark.line + 1)
+            items.append(_convert(loader, item, (*path, index), doc))
         return items
     return loader.construct_object(node, deep=True)
 

@@ -23,7 +23,7 @@ from eib.model.recipe import (
     PublishTarget,
 )
 
-PLAN_FORMAT = 1
+PLAN_FORMAT: Literal[1] = 1
 REDACTED = "<redacted>"
 
 
@@ -87,7 +87,9 @@ class Plan(PlanModel):
     format: Literal[1] = PLAN_FORMAT
     eib_version: str
     recipe: str = Field(description="The top recipe file or legacy config dir")
-    recipe_dir: str = Field(description="Directory of the top recipe (its hooks/ is searched first)")
+    recipe_dir: str = Field(
+        description="Directory of the top recipe (its hooks/ is searched first)"
+    )
     build: Build
     ostree: Ostree
     image: Image
@@ -128,4 +130,15 @@ def load_plan_json(text: str) -> Plan:
     return Plan.model_validate_json(text)
 
 
-__all__ = ["REDACTED", "Build", "Flatpak", "HookStep", "Image", "Outputs", "Ostree", "Plan", "Stage", "Step"]
+__all__ = [
+    "REDACTED",
+    "Build",
+    "Flatpak",
+    "HookStep",
+    "Image",
+    "Ostree",
+    "Outputs",
+    "Plan",
+    "Stage",
+    "Step",
+]

@@ -66,77 +66,86 @@ class Ostree(Section):
     gpg_keys: list[str] = Field(default_factory=list, description="ASCII-armoured public keys")
     commit: str = Field("", description="Pin: the exact commit to pull (see `eib lock`)")
     p2p: bool = Field(False, description="Set a collection id on the deploy remote")
-    collection_id: str = ""
+    collection_id: str = Field("", description="Collection id of the deploy remote (p2p)")
     kernel_args: list[str] = Field(default_factory=list, description="Extra kernel arguments")
-    pull_retries: int = Field(3, ge=0)
+    pull_retries: int = Field(3, ge=0, description="Retries of a failed pull, with backoff")
     prune_keep: int = Field(3, ge=1, description="Commits of the ref kept in the cache repo")
 
 
 class Image(Section):
     """How the deployed tree becomes disk images and what is configured in it."""
 
-    compression: Literal["gz", "xz", "zstd"] = "gz"
-    partition_table: Literal["gpt", "dos"] = "gpt"
-    rootfs_resize: bool = True
-    boot_zip: bool = False
-    iso: bool = False
-    qcow2: bool = False
+    compression: Literal["gz", "xz", "zstd"] = Field("gz", description="Compressor of the image")
+    partition_table: Literal["gpt", "dos"] = Field("gpt", description="Partition table type")
+    rootfs_resize: bool = Field(True, description="Mark the root to grow on first boot")
+    boot_zip: bool = Field(False, description="Also write boot.zip (EFI tree + GRUB)")
+    iso: bool = Field(False, description="Also write a hybrid ISO image")
+    qcow2: bool = Field(False, description="Also write a compressed qcow2 image")
     qcow2_extra: int = Field(0, ge=0, description="Bytes added to the qcow2 virtual size")
-    vm_image: bool = False
-    sdboot: bool = False
+    vm_image: bool = Field(False, description="Also write an image sized for VMs")
+    sdboot: bool = Field(False, description="systemd-boot layout: a 500 MiB ESP")
     max_size: int | None = Field(None, ge=0, description="Largest allowed raw image, in bytes")
     extra_space: int | None = Field(
         None, ge=0, description="Free bytes in the root; default max(5 %, 1 GiB)"
     )
-    signing_keyid: str = ""
-    gpg_homedir: str = ""
-    language: str = ""
-    timezone: str = ""
-    hostname: str = ""
-    xkb_layout: str = ""
-    xkb_variant: str = ""
-    settings: list[str] = Field(default_factory=list)
-    settings_locks: list[str] = Field(default_factory=list)
-    icon_grid: list[str] = Field(default_factory=list)
+    signing_keyid: str = Field("", description="GPG key that signs images; empty: unsigned")
+    gpg_homedir: str = Field("", description="Keyring dir holding the signing key")
+    language: str = Field("", description="Default locale, e.g. pt_BR.utf8")
+    timezone: str = Field("", description="Default time zone, e.g. Europe/Lisbon")
+    hostname: str = Field("", description="Host name of the installed OS")
+    xkb_layout: str = Field("", description="Keyboard layout, e.g. br")
+    xkb_variant: str = Field("", description="Keyboard layout variant")
+    settings: list[str] = Field(default_factory=list, description="GSettings defaults")
+    settings_locks: list[str] = Field(default_factory=list, description="Locked GSettings")
+    icon_grid: list[str] = Field(default_factory=list, description="Desktop icon grid")
 
 
 class FlatpakRemote(Section):
     """One Flatpak remote and what to install from it."""
 
-    url: str = ""
-    deploy_url: str = ""
-    repo_file: str = ""
-    title: str = ""
-    default_branch: str = ""
-    prio: int | None = None
-    noenumerate: bool = False
-    enable: bool = True
-    gpg_key: str = ""
-    collection_id: str = ""
-    apps: list[str] = Field(default_factory=list)
-    runtimes: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
-    allow_extra_data: list[str] = Field(default_factory=list)
+    url: str = Field("", description="URL to install from")
+    deploy_url: str = Field("", description="URL the installed OS updates from; default: url")
+    repo_file: str = Field("", description=".flatpakrepo file or URL; recipe values win")
+    title: str = Field("", description="Title shown to users")
+    default_branch: str = Field("", description="Branch of refs written without one")
+    prio: int | None = Field(None, description="Remote priority")
+    noenumerate: bool = Field(False, description="Hide the remote from app stores")
+    enable: bool = Field(True, description="Install from this remote")
+    gpg_key: str = Field("", description="ASCII-armoured public key of the remote")
+    collection_id: str = Field("", description="Collection id (p2p)")
+    apps: list[str] = Field(default_factory=list, description="Apps: ID or ID//BRANCH")
+    runtimes: list[str] = Field(default_factory=list, description="Runtimes installed explicitly")
+    exclude: list[str] = Field(
+        default_factory=list, description="Refs that must not be installed, even as dependencies"
+    )
+    allow_extra_data: list[str] = Field(
+        default_factory=list, description="Refs allowed to download extra data"
+    )
+    commits: dict[str, str] = Field(
+        default_factory=dict, description="Pins, ref → commit (written by `eib lock`)"
+    )
 
 
 class Flatpak(Section):
     """Apps installed into the OS's system installation."""
 
-    enable: bool = True
+    enable: bool = Field(True, description="Install Flatpaks at all")
     arch: str = Field("", description="Flatpak arch; default from the build arch")
-    locales: list[str] = Field(default_factory=list)
-    set_extra_languages: bool = False
-    remotes: dict[str, FlatpakRemote] = Field(default_factory=dict)
+    locales: list[str] = Field(default_factory=list, description="Locales of locale extensions")
+    set_extra_languages: bool = Field(
+        False, description="Write the locales as xa.extra-languages too"
+    )
+    remotes: dict[str, FlatpakRemote] = Field(default_factory=dict, description="By name")
 
 
 class Hooks(Section):
     """The hooks to run, one list per group, run in lexical order."""
 
-    content: list[HookName] = Field(default_factory=list)
-    image: list[HookName] = Field(default_factory=list)
-    manifest: list[HookName] = Field(default_factory=list)
-    publish: list[HookName] = Field(default_factory=list)
-    error: list[HookName] = Field(default_factory=list)
+    content: list[HookName] = Field(default_factory=list, description="Before the deployment")
+    image: list[HookName] = Field(default_factory=list, description="On the deployed tree")
+    manifest: list[HookName] = Field(default_factory=list, description="Manifest fragments")
+    publish: list[HookName] = Field(default_factory=list, description="After publishing")
+    error: list[HookName] = Field(default_factory=list, description="When a build fails")
 
 
 class PublishTarget(Section):

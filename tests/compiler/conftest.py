@@ -14,11 +14,16 @@ import pytest
 EIB = [sys.executable, "-m", "eib.cli"]
 
 
-def run_eib(*args: str | Path, cwd: Path | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_eib(
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "SOURCE_DATE_EPOCH": "1764322800", **(env or {})}
     return subprocess.run(
-        [*EIB, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=full_env,
+        [*EIB, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
         check=False,
     )
 
@@ -40,8 +45,12 @@ def write(tmp_path: Path) -> Callable[[str, str], Path]:
 @pytest.fixture
 def hooks(tmp_path: Path) -> Path:
     """A recipe dir with a few hooks of its own (searched before built-in hooks)."""
-    for group, name in (("image", "10-a"), ("image", "20-b"), ("image", "30-c.chroot"),
-                        ("content", "10-get")):
+    for group, name in (
+        ("image", "10-a"),
+        ("image", "20-b"),
+        ("image", "30-c.chroot"),
+        ("content", "10-get"),
+    ):
         path = tmp_path / "hooks" / group / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"echo {name}\n")

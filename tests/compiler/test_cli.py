@@ -17,8 +17,16 @@ def test_demo_plan_tree_shows_variant_stages_and_outputs() -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "eib-demo-master-amd64-amd64.251128-094000.base" in out
-    for text in ("variant", "ostree", "stages", "deploy", "org.eib.Hello", "outputs",
-                 ".img.zst", "sha256:"):
+    for text in (
+        "variant",
+        "ostree",
+        "stages",
+        "deploy",
+        "org.eib.Hello",
+        "outputs",
+        ".img.zst",
+        "sha256:",
+    ):
         assert text in out
 
 
@@ -33,10 +41,14 @@ def test_plan_json_is_byte_identical_across_runs() -> None:
     assert plan["image"]["partition_table"] == "dos"
     assert plan["flatpak"]["locales"] == ["en", "pt"]
     assert plan["flatpak"]["remotes"]["eos-apps"]["apps"] == [
-        "com.endlessm.welcome", "com.endlessm.encyclopedia.pt"]
+        "com.endlessm.welcome",
+        "com.endlessm.encyclopedia.pt",
+    ]
     assert "org.libreoffice.LibreOffice" not in plan["flatpak"]["remotes"]["flathub"]["apps"]
     assert [h["name"] for h in plan["hooks"] if h["group"] == "content"] == [
-        "10-fetch-site-content", "20-br-content"]
+        "10-fetch-site-content",
+        "20-br-content",
+    ]
 
 
 def test_digest_changes_with_the_input() -> None:
@@ -49,21 +61,36 @@ def test_explain_cli(tmp_path: Path) -> None:
     proc = run_eib("plan", EOS, "-P", "es", "--explain", "flatpak.remotes.eos-apps.apps")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == ("flatpak.remotes.eos-apps.apps = "
-                        "[com.endlessm.welcome, com.endlessm.encyclopedia.es]")
-    assert any(line.startswith("  add [com.endlessm.encyclopedia.en, com.endlessm.welcome]")
-               and "base.yaml:" in line for line in lines)
-    assert any("del [com.endlessm.encyclopedia.en]" in line and "personalities.yaml:" in line
-               for line in lines)
-    js = json.loads(run_eib("plan", EOS, "-P", "es", "--explain", "flatpak.locales",
-                            "--json").stdout)
+    assert lines[0] == (
+        "flatpak.remotes.eos-apps.apps = [com.endlessm.welcome, com.endlessm.encyclopedia.es]"
+    )
+    assert any(
+        line.startswith("  add [com.endlessm.encyclopedia.en, com.endlessm.welcome]")
+        and "base.yaml:" in line
+        for line in lines
+    )
+    assert any(
+        "del [com.endlessm.encyclopedia.en]" in line and "personalities.yaml:" in line
+        for line in lines
+    )
+    js = json.loads(
+        run_eib("plan", EOS, "-P", "es", "--explain", "flatpak.locales", "--json").stdout
+    )
     assert js["value"] == ["en", "es"]
     assert [e["action"] for e in js["history"]] == ["add", "add"]
 
 
 def test_matrix_compiles_the_cross_product() -> None:
-    proc = run_eib("plan", EOS, "--matrix", "product=eos,eosx", "--matrix",
-                   "personality=base,en,pt_BR", "--matrix", "arch=amd64,arm64")
+    proc = run_eib(
+        "plan",
+        EOS,
+        "--matrix",
+        "product=eos,eosx",
+        "--matrix",
+        "personality=base,en,pt_BR",
+        "--matrix",
+        "arch=amd64,arm64",
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 12
@@ -95,12 +122,20 @@ def test_schema_command_matches_committed_schema() -> None:
     assert "image" in schema["properties"]
     locales = schema["$defs"]["Flatpak"]["properties"]["locales"]
     assert {"type": "array", "items": {"type": "string"}} in [
-        {k: v for k, v in alt.items() if k in ("type", "items")} for alt in locales["anyOf"]]
+        {k: v for k, v in alt.items() if k in ("type", "items")} for alt in locales["anyOf"]
+    ]
 
 
 def test_version_and_help() -> None:
     assert run_eib("--version").stdout.startswith("eib 0.")
     help_text = run_eib("plan", "--help").stdout
-    for opt in ("--product", "--personality", "--set", "--json", "--explain", "--diff",
-                "--matrix"):
+    for opt in ("--product", "--personality", "--set", "--json", "--explain", "--diff", "--matrix"):
         assert opt in help_text
+
+
+def test_recipe_reference_is_current() -> None:
+    from eib.docgen import recipe_reference
+
+    committed = (SOURCE_DIR / "docs" / "recipe-reference.md").read_text()
+    assert committed == recipe_reference(), "run: python -m eib.docgen > docs/recipe-reference.md"
+    assert "| `compression` | 'gz' \\| 'xz' \\| 'zstd' | `gz` |" in committed

@@ -58,8 +58,9 @@ def test_bad_literal_value(write) -> None:
 
 def test_bad_when_attribute(write) -> None:
     r = write("r.yaml", "overlays:\n  - when: {personalty: pt}\n    image: {hostname: x}\n")
-    check_error(r, f"{r}:2:", "unknown variant attribute 'personalty'",
-                "did you mean 'personality'")
+    check_error(
+        r, f"{r}:2:", "unknown variant attribute 'personalty'", "did you mean 'personality'"
+    )
 
 
 def test_when_without_condition(write) -> None:

@@ -9,20 +9,26 @@ from eib.explain import explain_key
 
 
 def test_extends_then_body_then_overlays_in_order(write, hooks: Path) -> None:
-    write("base.yaml", """
+    write(
+        "base.yaml",
+        """
         image: {hostname: base-host, timezone: UTC}
         overlays:
           - when: {arch: arm64}
             image: {hostname: base-arm}
-    """)
-    top = write("top.yaml", """
+    """,
+    )
+    top = write(
+        "top.yaml",
+        """
         extends: [base.yaml]
         variant: {product: demo}
         image: {timezone: Europe/Lisbon}
         overlays:
           - when: {arch: arm64}
             image: {timezone: Asia/Tokyo}
-    """)
+    """,
+    )
     amd = compile_recipe(top, {"arch": "amd64"}).plan
     arm = compile_recipe(top, {"arch": "arm64"}).plan
     assert (amd.image.hostname, amd.image.timezone) == ("base-host", "Europe/Lisbon")
@@ -45,15 +51,20 @@ def test_plain_list_anywhere_wins_over_every_add_and_del(write, hooks: Path) -> 
 
 
 def test_personality_condition_matches_by_prefix(write, hooks: Path) -> None:
-    top = write("r.yaml", """
+    top = write(
+        "r.yaml",
+        """
         overlays:
           - when: {personality: pt}
             image: {language: pt_BR.utf8}
           - when: {personality: pt_BR}
             image: {xkb_layout: br}
-    """)
+    """,
+    )
+
     def image(p: str):
         return compile_recipe(top, {"arch": "amd64", "personality": p}).plan.image
+
     assert image("pt").language == "pt_BR.utf8" and image("pt").xkb_layout == ""
     assert image("pt_BR").xkb_layout == "br" and image("pt_BR").language == "pt_BR.utf8"
     assert image("pt_BR_x").xkb_layout == "br"
@@ -61,13 +72,16 @@ def test_personality_condition_matches_by_prefix(write, hooks: Path) -> None:
 
 
 def test_when_list_is_any_of_and_series_is_derived(write, hooks: Path) -> None:
-    top = write("r.yaml", """
+    top = write(
+        "r.yaml",
+        """
         overlays:
           - when: {branch: [eos6.0, eos6.1]}
             image: {hostname: stable}
           - when: {series: eos6}
             image: {timezone: UTC}
-    """)
+    """,
+    )
     plan = compile_recipe(top, {"arch": "amd64", "branch": "eos6.1"}).plan
     assert plan.build.series == "eos6"
     assert (plan.image.hostname, plan.image.timezone) == ("stable", "UTC")
@@ -75,7 +89,9 @@ def test_when_list_is_any_of_and_series_is_derived(write, hooks: Path) -> None:
 
 
 def test_interpolation_after_merge_and_inside_add(write, hooks: Path) -> None:
-    write("base.yaml", """
+    write(
+        "base.yaml",
+        """
         ostree:
           os: ${build:product}
           ref: os/${os}/${build:platform}/${build:branch}
@@ -84,10 +100,12 @@ def test_interpolation_after_merge_and_inside_add(write, hooks: Path) -> None:
             main:
               url: https://example.org/${build:series}
               apps: {add: ["org.${build:product}.App"]}
-    """)
+    """,
+    )
     top = write("top.yaml", "extends: [base.yaml]\nvariant: {product: eosx}\nostree: {os: late}\n")
-    plan = compile_recipe(top, {"arch": "arm64", "platform": "pinebookpro",
-                                "branch": "eos6.0"}).plan
+    plan = compile_recipe(
+        top, {"arch": "arm64", "platform": "pinebookpro", "branch": "eos6.0"}
+    ).plan
     assert plan.ostree.ref == "os/late/pinebookpro/eos6.0"  # the later layer's os
     assert plan.flatpak.remotes["main"].url == "https://example.org/eos6"
     assert plan.flatpak.remotes["main"].apps == ["org.eosx.App"]
@@ -96,14 +114,17 @@ def test_interpolation_after_merge_and_inside_add(write, hooks: Path) -> None:
 
 def test_set_overrides_with_typed_values(write, hooks: Path) -> None:
     top = write("r.yaml", "image: {iso: false}\n")
-    plan = compile_recipe(top, {"arch": "amd64"},
-                          ["image.iso=true", "flatpak.locales=[en, pt]"]).plan
+    plan = compile_recipe(
+        top, {"arch": "amd64"}, ["image.iso=true", "flatpak.locales=[en, pt]"]
+    ).plan
     assert plan.image.iso is True
     assert plan.flatpak.locales == ["en", "pt"]
 
 
 def test_free_form_sections_reach_the_hook_environment(write, hooks: Path) -> None:
-    top = write("r.yaml", """
+    top = write(
+        "r.yaml",
+        """
         kolibri:
           app_version: "0.16"
           install_channels: {add: [abc, def]}
@@ -111,7 +132,8 @@ def test_free_form_sections_reach_the_hook_environment(write, hooks: Path) -> No
         image: {hostname: host1}
         hooks: {image: {add: [10-a]}}
         flatpak: {remotes: {flathub: {url: "https://x", apps: [org.A]}}}
-    """)
+    """,
+    )
     env = compile_recipe(top, {"arch": "amd64", "product": "eos"}).plan.env
     assert env["EIB_KOLIBRI_APP_VERSION"] == "0.16"
     assert env["EIB_KOLIBRI_INSTALL_CHANNELS"] == "abc\ndef"
@@ -131,6 +153,7 @@ def test_hooks_resolved_sorted_and_pinned(write, hooks: Path) -> None:
     assert [h.executable for h in image] == [False, True, False]
     assert image[0].path == str(hooks / "image" / "10-a")
     import hashlib
+
     assert image[0].sha256 == hashlib.sha256(b"echo 10-a\n").hexdigest()
     steps = [s.name for s in plan.stage("image").steps]  # type: ignore[union-attr]
     assert steps[:2] == ["hook 10-get", "deploy"]
@@ -138,13 +161,16 @@ def test_hooks_resolved_sorted_and_pinned(write, hooks: Path) -> None:
 
 def test_explain_shows_every_layer_of_an_add_del_list(write, hooks: Path) -> None:
     a = write("a.yaml", "flatpak:\n  locales:\n    add: [en, es]\n")
-    top = write("b.yaml", """
+    top = write(
+        "b.yaml",
+        """
         extends: [a.yaml]
         overlays:
           - when: {personality: pt}
             flatpak:
               locales: {add: [pt], del: [es]}
-    """)
+    """,
+    )
     result = compile_recipe(top, {"arch": "amd64", "personality": "pt_BR"})
     text = explain_key(result, "flatpak.locales")
     lines = text.splitlines()
@@ -156,12 +182,15 @@ def test_explain_shows_every_layer_of_an_add_del_list(write, hooks: Path) -> Non
 
 
 def test_secrets_are_redacted_from_plan_and_env(write, hooks: Path) -> None:
-    top = write("r.yaml", """
+    top = write(
+        "r.yaml",
+        """
         secrets:
           token: {value: canary-7f3a91}
           aws: {file: creds/aws}
           ssh: {env: DEPLOY_KEY}
-    """)
+    """,
+    )
     plan = compile_recipe(top, {"arch": "amd64"}).plan
     text = plan.to_json()
     assert "canary-7f3a91" not in text
