@@ -51,17 +51,20 @@ def in_process() -> tuple[list[float], float]:
 def one_process(variant: dict[str, str], command: list[str]) -> float:
     args = [f"--{k}={v}" for k, v in variant.items()]
     t0 = time.perf_counter()
-    subprocess.run([*command, "plan", str(RECIPE), *args, "--json"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*command, "plan", str(RECIPE), *args, "--json"], check=True, stdout=subprocess.DEVNULL
+    )
     return time.perf_counter() - t0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--processes", type=int, default=8,
-                        help="variants timed as one process each (baseline)")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" /
-                        "plan_matrix.json")
+    parser.add_argument(
+        "--processes", type=int, default=8, help="variants timed as one process each (baseline)"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "benchmarks" / "results" / "plan_matrix.json"
+    )
     opts = parser.parse_args()
     eib = [str(Path(sys.executable).parent / "eib")]
 

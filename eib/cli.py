@@ -250,6 +250,128 @@ def run(
     )
 
 
+@app.command()
+def publish(
+    output_dir: Annotated[Path, typer.Argument(help="Output dir of a finished build")],
+    plan_file: Annotated[
+        Optional[Path],
+        typer.Option("--plan", help="The build's plan JSON (default: the one in OUTPUT_DIR)"),
+    ] = None,
+    recipe: Annotated[
+        Optional[Path], typer.Option("--recipe", help="Recipe YAML file, or a legacy config dir")
+    ] = None,
+    product: ProductOpt = None,
+    branch: BranchOpt = None,
+    arch: ArchOpt = None,
+    platform: PlatformOpt = None,
+    personality: PersonalityOpt = None,
+    set_: SetOpt = None,
+    localdir: LocaldirOpt = None,
+) -> None:
+    """Publish OUTPUT_DIR again (e.g. after a network failure) without rebuilding."""
+    from eib.commands.publish import run_publish
+
+    run_publish(
+        output_dir,
+        plan_file=plan_file,
+        recipe=recipe,
+        variant=variant_options(product, branch, arch, platform, personality),
+        sets=set_ or [],
+        localdir=localdir,
+    )
+
+
+@app.command()
+def lock(
+    recipe: RecipeArg,
+    product: ProductOpt = None,
+    branch: BranchOpt = None,
+    arch: ArchOpt = None,
+    platform: PlatformOpt = None,
+    personality: PersonalityOpt = None,
+    set_: SetOpt = None,
+    localdir: LocaldirOpt = None,
+    matrix: Annotated[
+        Optional[list[str]],
+        typer.Option("--matrix", help="attr=v1,v2: lock the cross product (repeatable)"),
+    ] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Lock file (default <recipe>.lock)")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Verify the lock's commits are still on the servers")
+    ] = False,
+) -> None:
+    """Pin the OSTree and Flatpak commits of RECIPE's variants in a lock file."""
+    from eib.commands.lock import run_lock
+
+    run_lock(
+        recipe,
+        variant_options(product, branch, arch, platform, personality),
+        sets=set_ or [],
+        localdir=localdir,
+        matrix=matrix or [],
+        output=output,
+        check=check,
+    )
+
+
+cache_app = typer.Typer(help="Show and bound the stage cache.", no_args_is_help=True,
+                        rich_markup_mode=None)
+app.add_typer(cache_app, name="cache")
+CacheDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--cache-dir", envvar="EIB_CACHE_DIR", help="Default /var/cache/eib"),
+]
+
+
+@cache_app.command("ls")
+def cache_ls(cache_dir: CacheDirOpt = None, json_: JsonOpt = False) -> None:
+    """List cached stage results: stage, key, size, age, last use."""
+    from eib.commands.cache import run_cache_ls
+
+    run_cache_ls(cache_dir, as_json=json_)
+
+
+@cache_app.command("gc")
+def cache_gc(
+    max_size: Annotated[
+        str, typer.Option("--max-size", help="Bytes to keep at most (suffixes K, M, G allowed)")
+    ],
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Evict least recently used stage results until the cache fits in --max-size."""
+    from eib.commands.cache import run_cache_gc
+
+    run_cache_gc(cache_dir, max_size)
+
+
+@cache_app.command("explain")
+def cache_explain(
+    recipe: RecipeArg,
+    product: ProductOpt = None,
+    branch: BranchOpt = None,
+    arch: ArchOpt = None,
+    platform: PlatformOpt = None,
+    personality: PersonalityOpt = None,
+    set_: SetOpt = None,
+    localdir: LocaldirOpt = None,
+    lock_file: Annotated[Optional[Path], typer.Option("--lock", help="Use pinned inputs")] = None,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Say, per stage, whether a build of RECIPE would reuse the cache, and why not."""
+    from eib.commands.cache import run_cache_explain
+
+    run_cache_explain(
+        recipe,
+        variant_options(product, branch, arch, platform, personality),
+        sets=set_ or [],
+        localdir=localdir,
+        lock=lock_file,
+        cache_dir=cache_dir,
+    )
+
+
 @app.command("demo-os")
 def demo_os(
     dir_: Annotated[
@@ -330,7 +452,7 @@ def boot(
     firmware: Annotated[str, typer.Option("--firmware", help="uefi or bios")] = "uefi",
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait")] = 300,
     expect: Annotated[
-        Optional[str], typer.Option("--expect", help="Text that means success (default: demo marker)")
+        Optional[str], typer.Option("--expect", help="Success text (default: demo marker)")
     ] = None,
     log: Annotated[Optional[Path], typer.Option("--log", help="Serial console log file")] = None,
 ) -> None:

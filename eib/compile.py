@@ -96,6 +96,7 @@ def compile_recipe(
         recipe_dir = path.resolve().parent
         private = set()
     _apply_sets(tree, sets or [])
+    _seed_interpolated_defaults(tree)
     resolved = Interpolator(tree).resolve_all()
     _anchor_paths(resolved, tree)
     recipe = _validate(resolved, tree)
@@ -162,6 +163,15 @@ def _set_build(
         tree.history[("build", key)] = [Event("set", value, Origin(source), source)]
 
 
+def _seed_interpolated_defaults(tree: Tree) -> None:
+    """Defaults that hold `${...}` join the tree so they are interpolated too."""
+    from eib.model.recipe import Publish
+
+    publish = tree.data.setdefault("publish", {})
+    if isinstance(publish, dict) and "path" not in publish:
+        publish["path"] = Publish.model_fields["path"].default
+
+
 def _apply_sets(tree: Tree, sets: list[str]) -> None:
     for item in sets:
         key, sep, text = item.partition("=")
@@ -218,9 +228,16 @@ def _anchor_paths(resolved: dict[str, Any], tree: Tree) -> None:
 
 
 def _validate(resolved: dict[str, Any], tree: Tree) -> Recipe:
-    known = set(Recipe.model_fields)
+    known = set(Recipe.model_fields) - {"extra"}
     data = {k: v for k, v in resolved.items() if k in known}
-    extra = {k: v for k, v in resolved.items() if k not in known}
+    extra = {k: v for k, v in resolved.items() if k not in known and k != "extra"}
+    # Options of known sections that the models do not type (legacy INI keys such
+    # as [image] branding_logo) arrive under `extra`; hooks still read them.
+    for name, options in (resolved.get("extra") or {}).items():
+        if isinstance(options, dict) and isinstance(extra.get(name), dict):
+            extra[name] = {**options, **extra[name]}
+        else:
+            extra.setdefault(name, options)
     for name, section in extra.items():
         if not isinstance(section, dict):
             raise UserError(
@@ -285,9 +302,14 @@ def _plan(
     from eib.hookenv import recipe_env
 
     build = recipe.build
+    # A recipe's own hooks/ come first; for a legacy tree the localdir's hooks
+    # come before the checkout's, as the legacy builder looked them up.
     dirs = [recipe_dir / "hooks"]
     if localdir is not None:
-        dirs.append(localdir.resolve() / "hooks")
+        local = localdir.resolve() / "hooks"
+        dirs = (
+            [local, *dirs] if private_env is not None and is_legacy_tree(path) else [*dirs, local]
+        )
     dirs.append(BUILTIN_HOOKS_DIR)
     hooks = _hooks(recipe, tree, dirs)
     flatpak = recipe.flatpak
@@ -320,7 +342,7 @@ def _plan(
         for name, s in sorted(recipe.secrets.items())
     ]
     env = recipe_env(recipe)
-    for name in private_env:
+    for name in private_env | _secret_option_env(recipe):
         if name in env:
             env[name] = REDACTED
     plan = Plan(
@@ -341,6 +363,13 @@ def _plan(
         stages=_stages(recipe, hooks),
     )
     return plan.with_digest()
+
+
+def _secret_option_env(recipe: Recipe) -> set[str]:
+    """A secret named `section.key` (a converted private INI value) hides EIB_SECTION_KEY."""
+    from eib.hookenv import env_name
+
+    return {env_name(*name.split(".", 1)) for name in recipe.secrets if "." in name.strip(".")}
 
 
 def _hook_steps(hooks: list[HookStep], group: str) -> list[Step]:

@@ -52,10 +52,8 @@ def _type_name(annotation: Any) -> str:
 
 
 def _default(info: FieldInfo) -> str:
-    if info.default_factory is not None:
-        value = info.default_factory()  # type: ignore[call-arg]
-    else:
-        value = info.default
+    factory = info.default_factory
+    value = factory() if factory is not None else info.default  # type: ignore[call-arg]
     if value is None:
         return "—"
     if isinstance(value, bool):

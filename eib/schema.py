@@ -22,8 +22,11 @@ def _allow_add_del(node: object) -> object:
     if isinstance(props, dict):
         for name, prop in props.items():
             if isinstance(prop, dict) and prop.get("type") == "array":
-                ops = {"type": "object", "additionalProperties": False,
-                       "properties": {"add": prop, "del": prop}}
+                ops = {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"add": prop, "del": prop},
+                }
                 props[name] = {"anyOf": [prop, ops], "description": prop.get("description", "")}
     return out
 

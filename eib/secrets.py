@@ -58,6 +58,8 @@ def runtime_env(plan: Plan) -> dict[str, str]:
     env = dict(plan.env)
     for name, value in resolve_secrets(plan).items():
         env[env_name("secrets", name)] = value
+        if "." in name.strip("."):  # a private INI value: its own option's variable too
+            env[env_name(*name.split(".", 1))] = value
     if any(v == REDACTED for v in env.values()) and plan_is_legacy(plan):
         from eib.compat.private import private_env
 

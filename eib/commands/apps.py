@@ -1,0 +1,50 @@
+"""`eib apps`: the Flatpaks a variant installs, their sizes, and what to trim."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from eib.apps import GroupBy, show_apps
+from eib.compile import compile_recipe
+from eib.errors import UserError
+from eib.model.plan import Plan
+
+
+def run_apps(
+    recipe: Path,
+    variant: dict[str, str],
+    *,
+    sets: list[str],
+    localdir: Path | None,
+    group_by: str,
+    trim_bytes: int | None,
+    as_json: bool,
+) -> None:
+    if group_by not in ("runtime", "nature"):
+        raise UserError(f"--group-by must be 'runtime' or 'nature', not '{group_by}'")
+    if trim_bytes is not None and trim_bytes < 0:
+        raise UserError("--trim must be a number of bytes >= 0")
+    plan = compile_recipe(recipe, variant, sets, localdir).plan
+    if not plan.flatpak.enable or not any(r.enable for r in plan.flatpak.remotes.values()):
+        sys.stdout.write("no Flatpaks: flatpak is disabled or has no enabled remote\n")
+        return
+    mode: GroupBy = "nature" if group_by == "nature" else "runtime"
+    with _demo_served(plan):
+        text = show_apps(plan, group_by=mode, trim_bytes=trim_bytes, as_json=as_json)
+    sys.stdout.write(text)
+
+
+@contextlib.contextmanager
+def _demo_served(plan: Plan) -> Iterator[None]:
+    """The demo recipe's remotes are the embedded demo repos: serve them while reading."""
+    if not plan.demo.serve:
+        yield
+        return
+    from eib.demo import ensure_demo, serve
+
+    paths = ensure_demo(Path(plan.build.cachedir))
+    with serve(paths.root, plan.demo.port):
+        yield

@@ -1,0 +1,139 @@
+"""`eib cache ls|gc|explain`: show, bound and explain the stage cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eib.model.plan import Plan
+
+DEFAULT_CACHE_DIR = Path("/var/cache/eib")
+
+
+def cache_root(cache_dir: Path | None) -> Path:
+    """Option, else $EIB_CACHE_DIR, else /var/cache/eib (as `eib run`)."""
+    env = os.environ.get("EIB_CACHE_DIR")
+    return (cache_dir or (Path(env) if env else DEFAULT_CACHE_DIR)).absolute()
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def human_age(seconds: float) -> str:
+    seconds = max(seconds, 0)
+    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= span:
+            return f"{seconds / span:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def run_cache_ls(cache_dir: Path | None, *, as_json: bool) -> None:
+    from eib.execute.cache import entries
+
+    cache = cache_root(cache_dir)
+    now = time.time()
+    rows = [
+        {"stage": e.stage, "key": e.key, "size": e.size(), "created": int(e.created),
+         "last_used": int(e.last_used), "path": str(e.path)}
+        for e in sorted(entries(cache), key=lambda e: (e.stage, -e.last_used, e.key))
+    ]
+    if as_json:
+        total = sum(int(r["size"]) for r in rows)  # type: ignore[call-overload]
+        sys.stdout.write(json.dumps({"cache": str(cache), "entries": rows, "total_size": total},
+                                    indent=2, sort_keys=True) + "\n")
+        return
+    if not rows:
+        sys.stdout.write(f"no cached stage results in {cache}\n")
+        return
+    sys.stdout.write(f"{'STAGE':<9} {'KEY':<12}  {'SIZE':>10}  {'AGE':>5}  {'USED':>5}\n")
+    total = 0
+    for row in rows:
+        size = int(row["size"])  # type: ignore[call-overload]
+        total += size
+        sys.stdout.write(
+            f"{row['stage']!s:<9} {str(row['key'])[:12]}  {human_size(size):>10}  "
+            f"{human_age(now - float(row['created'])):>5}  "  # type: ignore[arg-type]
+            f"{human_age(now - float(row['last_used'])):>5}\n"  # type: ignore[arg-type]
+        )
+    sys.stdout.write(f"{len(rows)} entries, {human_size(total)} in {cache}\n")
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(message + "\n")
+
+
+def run_cache_gc(cache_dir: Path | None, max_size: str) -> None:
+    from eib.execute.cache import gc, parse_size
+    from eib.execute.lock import cache_lock
+
+    limit = parse_size(max_size)
+    cache = cache_root(cache_dir)
+    if not cache.is_dir():
+        sys.stdout.write(f"no cache at {cache}\n")
+        return
+    with cache_lock(cache, None, on_wait=_say):
+        evicted, left = gc(cache, limit)
+    for entry in evicted:
+        sys.stdout.write(f"evicted {entry.stage} {entry.key[:12]}\n")
+    sys.stdout.write(f"{len(evicted)} evicted, {human_size(left)} kept (limit "
+                     f"{human_size(limit)})\n")
+
+
+def cache_plan(
+    recipe: Path,
+    variant: dict[str, str],
+    *,
+    sets: list[str],
+    localdir: Path | None,
+    lock: Path | None,
+    cache: Path,
+) -> tuple[Plan, dict[str, Any]]:
+    """The plan a build of RECIPE would run (locked: pinned commit, commit-time build
+    version) and the run-time cache inputs known before it starts."""
+    from eib.compile import compile_recipe
+
+    build_version = None
+    inputs: dict[str, Any] = {}
+    if lock is not None:
+        from eib.lockfile import (
+            apply_lock_sets,
+            build_version_of,
+            flatpak_pins,
+            lock_entry_for,
+        )
+
+        entry = lock_entry_for(lock, recipe, variant, sets, localdir)
+        sets = [*sets, *apply_lock_sets(lock, recipe, variant, sets=sets, localdir=localdir)]
+        build_version = build_version_of(entry.ostree.timestamp)
+        inputs["flatpak_pins"] = flatpak_pins(lock, entry.variant)
+    plan = compile_recipe(recipe, variant, sets, localdir, cachedir=str(cache),
+                          build_version=build_version).plan
+    return plan, inputs
+
+
+def run_cache_explain(
+    recipe: Path,
+    variant: dict[str, str],
+    *,
+    sets: list[str],
+    localdir: Path | None,
+    lock: Path | None,
+    cache_dir: Path | None,
+) -> None:
+    from eib.execute.cache import explain_all
+
+    cache = cache_root(cache_dir)
+    plan, inputs = cache_plan(recipe, variant, sets=sets, localdir=localdir, lock=lock,
+                              cache=cache)
+    sys.stdout.write(explain_all(plan, inputs, cache_dir=cache))

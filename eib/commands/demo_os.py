@@ -1,0 +1,86 @@
+"""`eib demo-os`: build (or reuse) the demo OS and optionally serve it.
+
+The demo repos are what `recipes/demo.yaml` builds from; this command makes
+them visible: where they are, the ref and commit, the signing key, and (with
+`--serve`) the URLs to put in a recipe.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.markup import escape
+
+from eib.demo.cache import DemoPaths, ensure_demo_dir
+from eib.demo.serve import serve
+from eib.errors import UserError
+
+DEFAULT_CACHE_DIR = Path("/var/cache/eib")
+
+
+def default_demo_dir() -> Path:
+    """`$EIB_CACHE_DIR/demo`, or `/var/cache/eib/demo`."""
+    return Path(os.environ.get("EIB_CACHE_DIR") or DEFAULT_CACHE_DIR) / "demo"
+
+
+def _summary(paths: DemoPaths) -> list[tuple[str, str]]:
+    return [
+        ("serve root", str(paths.root)),
+        ("ostree repo", str(paths.ostree_repo)),
+        ("ref", paths.ostree_ref),
+        ("commit", paths.commit),
+        ("kernel", paths.kernel_version),
+        ("flatpak repo", str(paths.flatpak_repo) if paths.has_flatpak else "(none)"),
+        ("public key", str(paths.gpg_key)),
+        ("key fingerprint", paths.key_id),
+    ]
+
+
+def _wait_for_stop() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_demo_os(directory: Path | None, *, serve_it: bool, port: int) -> None:
+    """Build the demo into `directory`, print what was made, maybe serve it."""
+    out = Console(highlight=False, soft_wrap=True)
+    status = Console(stderr=True, highlight=False)
+    demo_dir = (directory or default_demo_dir()).absolute()
+    try:
+        demo_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot use {demo_dir}: {err.strerror}", key="--dir") from err
+    with status.status(f"building the demo OS in {demo_dir}…"):
+        paths = ensure_demo_dir(demo_dir)
+    for name, value in _summary(paths):
+        out.print(f"[bold]{name + ':':<16}[/bold] {escape(value)}")
+    if not serve_it:
+        return
+    with serve(paths.root, port) as url:
+        out.print(f"serving {paths.root} at {url}/")
+        out.print(f"  ostree url  {url}/ostree")
+        if paths.has_flatpak:
+            out.print(f"  flatpak url {url}/flatpak")
+        out.print(f"  key url     {url}/keys/{paths.gpg_key.name}")
+        out.print("press Ctrl-C to stop")
+        sys.stdout.flush()
+        _wait_for_stop()
+    out.print("stopped")

@@ -1,0 +1,141 @@
+"""`eib publish OUTPUT_DIR`: publish an existing build again without rebuilding.
+
+Useful after a network failure.  The plan comes from `--plan`, from
+`--recipe` (compiled for the build version of the output dir, so the
+publish path is the original one), or by default from the
+`<outversion>.plan.json` the build saved in the output dir.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from eib.errors import BuildError, Origin, UserError
+from eib.model.plan import Plan, load_plan_json
+
+log = logging.getLogger("eib.publish")
+
+VERSION_IN_NAME = re.compile(r"\.(\d{6}-\d{6})\.")
+
+
+def read_plan(path: Path) -> Plan:
+    try:
+        return load_plan_json(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise UserError(f"cannot read the plan: {err.strerror}", origin=Origin(str(path))) from err
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(
+            f"not a valid eib plan: {first['msg']}", origin=Origin(str(path)), key=where or None
+        ) from err
+
+
+def saved_plan(output_dir: Path) -> Path | None:
+    """The plan JSON a build saved in its output dir, if there is exactly one."""
+    found = sorted(output_dir.glob("*.plan.json"))
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise UserError(
+            f"{output_dir} holds several plans ({names})", hint="choose one with --plan"
+        )
+    return found[0] if found else None
+
+
+def build_version_of(output_dir: Path) -> str:
+    """The build version of an output dir: from its saved plan, else from its file names."""
+    plan_path = saved_plan(output_dir)
+    if plan_path is not None:
+        return read_plan(plan_path).build.build_version
+    for path in sorted(output_dir.iterdir()):
+        match = VERSION_IN_NAME.search(path.name)
+        if match:
+            return match.group(1)
+    raise UserError(
+        f"cannot tell the build version of {output_dir}: no plan JSON and no "
+        "<product>-<branch>-<arch>-<platform>.<version>.<personality> file names",
+        hint="give the build's plan with --plan",
+    )
+
+
+def find_plan(
+    output_dir: Path,
+    plan_file: Path | None,
+    recipe: Path | None,
+    variant: dict[str, str],
+    sets: list[str],
+    localdir: Path | None,
+) -> Plan:
+    if plan_file is not None and recipe is not None:
+        raise UserError("give either --plan or --recipe, not both")
+    if plan_file is not None:
+        return read_plan(plan_file)
+    if recipe is not None:
+        from eib.compile import compile_recipe
+
+        version = build_version_of(output_dir)
+        return compile_recipe(recipe, variant, sets, localdir, build_version=version).plan
+    if variant or sets or localdir:
+        raise UserError("variant options, --set and --localdir need --recipe")
+    found = saved_plan(output_dir)
+    if found is None:
+        raise UserError(
+            f"{output_dir} holds no <outversion>.plan.json", hint="give --plan or --recipe"
+        )
+    return read_plan(found)
+
+
+def run_publish(
+    output_dir: Path,
+    *,
+    plan_file: Path | None,
+    recipe: Path | None,
+    variant: dict[str, str],
+    sets: list[str],
+    localdir: Path | None,
+) -> None:
+    if not output_dir.is_dir():
+        raise UserError("not a directory", origin=Origin(str(output_dir)))
+    plan = find_plan(output_dir, plan_file, recipe, variant, sets, localdir)
+    if not plan.publish.targets:
+        raise UserError("the plan names no publish targets", key="publish.targets")
+
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
+
+    from eib.publish import PublishProgress, publish_build, publish_error_log
+    from eib.secrets import resolve_secrets
+
+    secrets = resolve_secrets(plan)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def show(event: PublishProgress) -> None:
+            if event.target not in tasks:
+                tasks[event.target] = bars.add_task(event.target, total=event.total)
+            bars.update(tasks[event.target], completed=event.sent)
+
+        try:
+            report = publish_build(plan, output_dir, secrets, progress=show)
+        except BuildError:
+            # Leave what a failed build leaves: the build log alone.
+            try:
+                publish_error_log(plan, output_dir, secrets)
+            except BuildError as err:
+                log.debug("the build log was not published either: %s", err)
+            raise
+    for target in report.targets:
+        sys.stdout.write(f"published {len(target.files)} files to {target.location}\n")

@@ -1,0 +1,102 @@
+"""`eib run`: compile (or load) a plan and execute it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from eib.errors import UserError
+from eib.model.plan import Plan
+
+DEFAULT_CACHE_DIR = Path("/var/cache/eib")
+DEFAULT_WORK_DIR = Path("/var/tmp/eib")
+
+
+def resolve_dirs(
+    cache_dir: Path | None, work_dir: Path | None, output_dir: Path | None
+) -> tuple[Path, Path, Path]:
+    """Option, else environment (EIB_CACHE_DIR, EIB_WORK_DIR, EIB_OUTPUT_DIR), else default."""
+    env = os.environ
+    cache = cache_dir or Path(env.get("EIB_CACHE_DIR") or DEFAULT_CACHE_DIR)
+    work = work_dir or Path(env.get("EIB_WORK_DIR") or DEFAULT_WORK_DIR)
+    output = output_dir or (Path(env["EIB_OUTPUT_DIR"]) if env.get("EIB_OUTPUT_DIR") else None)
+    cache, work = cache.absolute(), work.absolute()
+    output = output.absolute() if output else work / "out"
+    if output != work and work.is_relative_to(output):
+        raise UserError(f"the work dir {work} must not be inside the output dir {output}")
+    if cache.is_relative_to(work) or work.is_relative_to(cache):
+        raise UserError(f"the cache dir {cache} and the work dir {work} must not nest",
+                        key="--work-dir")
+    return cache, work, output
+
+
+def load_plan(
+    recipe: Path | None,
+    plan_file: Path | None,
+    variant: dict[str, str],
+    sets: list[str],
+    localdir: Path | None,
+    cache: Path,
+) -> Plan:
+    if (recipe is None) == (plan_file is None):
+        raise UserError("give either a RECIPE or --plan plan.json", key="eib run")
+    if plan_file is not None:
+        if variant or sets or localdir:
+            raise UserError("variant options, --set and --localdir need a RECIPE, not --plan")
+        from pydantic import ValidationError
+
+        from eib.model.plan import load_plan_json
+
+        try:
+            return load_plan_json(plan_file.read_text())
+        except OSError as err:
+            raise UserError(f"cannot read plan: {err.strerror}", key=str(plan_file)) from None
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise UserError(f"not a valid plan: {where}: {first['msg']}",
+                            key=str(plan_file)) from None
+    from eib.compile import compile_recipe
+
+    assert recipe is not None
+    return compile_recipe(recipe, variant, sets, localdir, cachedir=str(cache)).plan
+
+
+def run_build(
+    recipe: Path | None,
+    variant: dict[str, str],
+    *,
+    plan_file: Path | None,
+    sets: list[str],
+    localdir: Path | None,
+    dry_run: bool,
+    stages: str | None,
+    no_disk: bool,
+    cache_dir: Path | None,
+    work_dir: Path | None,
+    output_dir: Path | None,
+    lock_timeout: float | None,
+) -> None:
+    from eib.execute.context import BuildDirs
+    from eib.execute.progress import default_monitor
+    from eib.execute.runner import execute, parse_stages
+
+    if lock_timeout is not None and lock_timeout < 0:
+        raise UserError("must be 0 or more seconds", key="--lock-timeout")
+    selected = parse_stages(stages)
+    cache, work, output = resolve_dirs(cache_dir, work_dir, output_dir)
+    plan = load_plan(recipe, plan_file, variant, sets, localdir, cache)
+    monitor = default_monitor()
+    try:
+        execute(
+            plan,
+            BuildDirs(cache=cache, work=work, output=output),
+            stages=selected,
+            dry_run=dry_run,
+            assemble_disk=not no_disk,
+            lock_timeout=lock_timeout,
+            monitor=monitor,
+        )
+    finally:
+        monitor.close()
+    monitor.message(f"built {plan.outputs.outversion} in {output}")

@@ -1,0 +1,119 @@
+"""The `[build]` section: the variant attributes and the facts derived from them.
+
+These are computed before any file is read, exactly like the legacy builder
+did, so every INI file can refer to `${build:product}` and friends.
+"""
+
+from __future__ import annotations
+
+import os
+import platform as host_platform
+import re
+import time
+from pathlib import Path
+
+from eib.errors import UserError, did_you_mean
+
+ATTRIBUTES = ("product", "branch", "arch", "platform", "personality")
+# Every key eib sets in [build] before the files are read.
+BUILD_KEYS = (
+    *ATTRIBUTES,
+    "series",
+    "build_version",
+    "srcdir",
+    "cachedir",
+    "sysconfdir",
+    "localdir",
+    "localdatadir",
+)
+SUPPORTED_ARCHES = ("amd64", "arm64", "i386")
+DEFAULT_SYSCONFDIR = Path("/etc/eos-image-builder")
+DEFAULT_CACHEDIR = Path("/var/cache/eib")
+_HOST_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def host_arch(machine: str | None = None) -> str:
+    """The build arch of this machine; an unknown CPU is an error, not a guess."""
+    machine = machine if machine is not None else host_platform.machine()
+    if machine in _HOST_ARCHES:
+        return _HOST_ARCHES[machine]
+    if re.fullmatch(r"i[3-6]86", machine):
+        return "i386"
+    raise UserError(
+        f"host architecture '{machine}' is not supported",
+        key="arch",
+        hint="pass --arch amd64, arm64 or i386",
+    )
+
+
+def series_of(branch: str) -> str:
+    """`eos3.8` → `eos3`: the branch with its last `.`-part removed."""
+    return branch.rsplit(".", 1)[0] if "." in branch else branch
+
+
+def build_version(epoch: str | None = None) -> str:
+    """UTC build time; `SOURCE_DATE_EPOCH` pins it so rebuilds are reproducible."""
+    value = epoch if epoch is not None else os.environ.get("SOURCE_DATE_EPOCH")
+    if value:
+        try:
+            stamp = int(value)
+        except ValueError:
+            raise UserError(
+                f"SOURCE_DATE_EPOCH must be an integer, not '{value}'", key="SOURCE_DATE_EPOCH"
+            ) from None
+    else:
+        stamp = int(time.time())
+    return time.strftime("%y%m%d-%H%M%S", time.gmtime(stamp))
+
+
+def personality_prefixes(personality: str) -> list[str]:
+    """`en_GB_orkney` → `en`, `en_GB`, `en_GB_orkney`: each read in that order."""
+    parts = personality.split("_")
+    return ["_".join(parts[: n + 1]) for n in range(len(parts))]
+
+
+def resolve_variant(variant: dict[str, str]) -> dict[str, str]:
+    """Fill the attribute defaults and reject values that cannot name a file."""
+    unknown = set(variant) - set(ATTRIBUTES)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise UserError("unknown build attribute", key=name, hint=did_you_mean(name, ATTRIBUTES))
+    arch = variant.get("arch") or host_arch()
+    if arch not in SUPPORTED_ARCHES:
+        raise UserError(
+            f"unsupported arch '{arch}' (supported: {', '.join(SUPPORTED_ARCHES)})",
+            key="arch",
+            hint=did_you_mean(arch, SUPPORTED_ARCHES),
+        )
+    values = {
+        "product": variant.get("product") or "eoscustom",
+        "branch": variant.get("branch") or "master",
+        "arch": arch,
+        "platform": variant.get("platform") or arch,
+        "personality": variant.get("personality") or "base",
+    }
+    for name, value in values.items():
+        if "/" in value or value.startswith(".") or not value.strip():
+            raise UserError(f"'{value}' cannot name a config file", key=name)
+    return values
+
+
+def build_section(
+    values: dict[str, str],
+    *,
+    srcdir: Path,
+    cachedir: Path,
+    sysconfdir: Path,
+    localdir: Path | None,
+    version: str | None = None,
+) -> dict[str, str]:
+    """The `[build]` keys in the order they are shown."""
+    section = dict(values)
+    section["series"] = series_of(values["branch"])
+    section["build_version"] = version or build_version()
+    section["srcdir"] = str(srcdir)
+    section["cachedir"] = str(cachedir)
+    section["sysconfdir"] = str(sysconfdir)
+    section["localdir"] = str(localdir) if localdir else ""
+    section["localdatadir"] = str(localdir / "data") if localdir else ""
+    return section

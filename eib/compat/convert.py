@@ -1,0 +1,560 @@
+"""A legacy INI tree rewritten as YAML recipes that compile to the same plans.
+
+Each INI file becomes one YAML layer (an overlay keyed by the same
+attributes, so personality prefix inheritance maps onto `when:
+{personality: es}` matching `es_GT`), listed in the legacy reading order by
+the top `recipe.yaml`. References are rewritten to the recipe's
+`${section:key.sub}` form.
+
+Some INI constructs have no layer-by-layer YAML equivalent: a suffixed add
+key (`apps_add_mandatory`) that a later file overrides, a reference to a
+merged list or to a renamed add key, a reference that may expand to several
+list items, a reference inside a boolean or integer option. Such an option
+is written instead as its final value, per combination of attribute values
+the tree distinguishes, in overlays of the top file; a comment says so.
+Converted recipes should live in the legacy checkout (the directory holding
+the config dir) so `${build:srcdir}` and `hooks/` keep their meaning.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eib.compat.attributes import ATTRIBUTES, BUILD_KEYS, SUPPORTED_ARCHES
+from eib.compat.inifile import read_ini
+from eib.compat.mapping import (
+    HOOK_SECTIONS,
+    REMOTE_PREFIX,
+    SECTION_MODELS,
+    TARGET_PREFIX,
+    convert_value,
+    field_kind,
+    free_section,
+    to_recipe,
+)
+from eib.compat.reader import MERGED_OPTIONS, read_tree
+from eib.errors import Origin, UserError
+from eib.model import recipe as model
+
+KeyPath = tuple[str, ...]
+_REF = re.compile(r"\$\{([^}]*)\}")
+# Attribute values that name no file: they stand for "any other value" and
+# are turned back into `${build:...}` wherever they show up in a value.
+SENTINEL = {
+    "product": "zz9product",
+    "branch": "zz9branch.zz9",
+    "platform": "zz9platform",
+    "personality": "zz9personality",
+}
+SENTINEL_SUFFIX = "_zz9"
+VERSION_SENTINEL = "zz9version"
+CACHE_SENTINEL = "/zz9cachedir"
+# Build keys whose meaning is the same in a YAML recipe kept in the checkout.
+PORTABLE_BUILD_KEYS = (
+    "product",
+    "branch",
+    "arch",
+    "platform",
+    "personality",
+    "series",
+    "build_version",
+    "srcdir",
+    "cachedir",
+    "localdir",
+    "localdatadir",
+)
+WORD_BUILD_KEYS = PORTABLE_BUILD_KEYS[:7]  # never contain whitespace
+
+
+@dataclass
+class Source:
+    """One INI file of the tree and when it applies."""
+
+    path: Path
+    label: str  # path relative to the tree, for comments and output names
+    when: dict[str, str]
+    private: bool = False
+    sections: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _depth(value: str) -> int:
+    return value.count("_")
+
+
+def _attribute_sources(config_dir: Path, label: str) -> Iterator[Source]:
+    if (config_dir / "defaults.ini").is_file():
+        yield Source(config_dir / "defaults.ini", f"{label}/defaults.ini", {})
+    for attr in ATTRIBUTES:
+        files = sorted((config_dir / attr).glob("*.ini"), key=lambda p: (_depth(p.stem), p.stem))
+        for path in files:
+            yield Source(path, f"{label}/{attr}/{path.name}", {attr: path.stem})
+    for first, second in itertools.combinations(ATTRIBUTES, 2):
+        pairs = []
+        for path in sorted((config_dir / f"{first}-{second}").glob("*.ini")):
+            one, two = _split_pair(config_dir, first, path.stem)
+            pairs.append((_depth(two) if second == "personality" else 0, path, one, two))
+        for _, path, one, two in sorted(pairs, key=lambda p: (p[0], p[1].name)):
+            yield Source(path, f"{label}/{first}-{second}/{path.name}", {first: one, second: two})
+
+
+def _split_pair(config_dir: Path, first: str, stem: str) -> tuple[str, str]:
+    """`eos-es_GT` → (`eos`, `es_GT`); a dash inside a value is resolved by known files."""
+    splits = [(stem[:i], stem[i + 1 :]) for i, c in enumerate(stem) if c == "-"]
+    if not splits:
+        raise UserError(
+            "an attribute pair file must be named <value1>-<value2>.ini",
+            origin=Origin(str(config_dir / stem)),
+        )
+    known = {p.stem for p in (config_dir / first).glob("*.ini")}
+    for one, two in splits:
+        if one in known:
+            return one, two
+    return splits[0]
+
+
+def tree_sources(config_dir: Path, localdir: Path | None) -> list[Source]:
+    """Every file the tree can read, in the legacy order (system files excluded)."""
+    sources = list(_attribute_sources(config_dir, "config"))
+    if localdir is not None:
+        sources += list(_attribute_sources(localdir / "config", "local/config"))
+    if (config_dir / "local.ini").is_file():
+        sources.append(Source(config_dir / "local.ini", "config/local.ini", {}))
+    if localdir is not None and (localdir / "config" / "private.ini").is_file():
+        sources.append(
+            Source(localdir / "config" / "private.ini", "local/config/private.ini", {}, True)
+        )
+    if (config_dir / "private.ini").is_file():
+        sources.append(Source(config_dir / "private.ini", "config/private.ini", {}, True))
+    for source in sources:
+        source.sections = read_ini(source.path).sections
+    return sources
+
+
+def _merged_option(section: str, key: str) -> tuple[str, str] | None:
+    """(option, op) when `key` is an add/del key of a merged option of `section`."""
+    for pattern, option in MERGED_OPTIONS:
+        if not fnmatch.fnmatchcase(section, pattern):
+            continue
+        for op in ("add", "del"):
+            if key == f"{option}_{op}" or key.startswith(f"{option}_{op}_"):
+                return option, op
+    return None
+
+
+def recipe_path(section: str, key: str) -> tuple[KeyPath, str]:
+    """Where `[section] key` lives in the recipe, and its kind: str, bool, int, list."""
+    if section in HOOK_SECTIONS and key == "hooks":
+        return ("hooks", section), "list"
+    if section == "build":
+        return ("extra", "build", key), "str"
+    if section in SECTION_MODELS:
+        kind = field_kind(SECTION_MODELS[section], key)
+        return ((section, key), kind) if kind else (("extra", section, key), "str")
+    if section.startswith(REMOTE_PREFIX) and len(section) > len(REMOTE_PREFIX):
+        name = section[len(REMOTE_PREFIX) :]
+        kind = field_kind(model.FlatpakRemote, key)
+        if kind:
+            return ("flatpak", "remotes", name, key), kind
+        return ("extra", section, key), "str"
+    if section == "publish":
+        if key == "path":
+            return ("publish", "path"), "str"
+        if key in ("s3_bucket", "s3_region"):
+            return ("publish", "targets"), "targets"
+        return ("extra", "publish", key), "str"
+    if section.startswith(TARGET_PREFIX) and len(section) > len(TARGET_PREFIX):
+        return ("publish", "targets"), "targets"
+    return (*free_section(section), key), "str"
+
+
+def _ref_text(path: KeyPath) -> str:
+    return "${" + path[0] + ":" + ".".join(path[1:]) + "}"
+
+
+class Converter:
+    """Turns the sources into layers, deciding which options need their final value."""
+
+    def __init__(self, config_dir: Path, localdir: Path | None) -> None:
+        self.config_dir = config_dir
+        self.localdir = localdir
+        self.sources = tree_sources(config_dir, localdir)
+        self.fallback: dict[KeyPath, str] = {}  # path → reason
+        self._recipes: dict[Any, tuple[dict[str, Any], dict[str, str]]] = {}
+        self.private_paths: set[KeyPath] = set()  # paths private files write to
+        self.defined: dict[str, set[str]] = {}
+        for source in self.sources:
+            for section, options in source.sections.items():
+                self.defined.setdefault(section, set()).update(options)
+                if section == "build":
+                    clash = sorted(set(options) & set(BUILD_KEYS))
+                    if clash:
+                        raise UserError(
+                            "build attributes cannot be set in a file of a converted tree",
+                            origin=Origin(str(source.path)),
+                            key=f"[build] {clash[0]}",
+                        )
+        self._find_fallbacks()
+
+    # -- analysis ---------------------------------------------------------
+
+    def _find_fallbacks(self) -> None:
+        suffixed: dict[tuple[str, str], int] = {}
+        for source in self.sources:
+            for section, options in source.sections.items():
+                for key, raw in options.items():
+                    merged = _merged_option(section, key)
+                    if source.private:
+                        target = merged[0] if merged else key
+                        self.private_paths.add(recipe_path(section, target)[0])
+                    if merged is not None:
+                        option, op = merged
+                        path, kind = recipe_path(section, option)
+                        if kind != "list":
+                            self.fallback[path] = f"[{section}] {option} has no list field"
+                        if key != f"{option}_{op}":
+                            suffixed[(section, key)] = suffixed.get((section, key), 0) + 1
+                            if suffixed[(section, key)] > 1:
+                                self.fallback[path] = f"[{section}] {key} is overridden"
+                        if self._items(raw, section) is None:
+                            self.fallback[path] = f"[{section}] {key}: reference in a list"
+                        continue
+                    path, kind = recipe_path(section, key)
+                    if kind == "targets":
+                        self.fallback[path] = "publish targets are assembled from several keys"
+                    elif kind == "list":
+                        if self._items(raw, section) is None:
+                            self.fallback[path] = f"[{section}] {key}: reference in a list"
+                    elif "${" in raw and (kind != "str" or self._translate(raw, section) is None):
+                        self.fallback[path] = f"[{section}] {key}: reference with no YAML form"
+                    if source.private and "${" in raw and self._translate(raw, section) is None:
+                        secret = ("secrets", f"{section}.{key}", "value")
+                        self.fallback[secret] = f"[{section}] {key}: private, with a reference"
+
+    def _target(self, ref: str, section: str) -> tuple[str, str] | None:
+        parts = ref.split(":")
+        if len(parts) == 2:
+            return parts[0], parts[1].lower()
+        if len(parts) != 1:
+            return None
+        key = parts[0].lower()
+        in_section = key in self.defined.get(section, set())
+        in_build = key in self.defined.get("build", set()) or key in PORTABLE_BUILD_KEYS
+        if in_section and in_build and section != "build":
+            return None  # which one applies depends on the variant
+        return (section, key) if in_section else ("build", key)
+
+    def _ref_path(self, ref: str, section: str) -> KeyPath | None:
+        target = self._target(ref, section)
+        if target is None:
+            return None
+        sec, key = target
+        if "." in key or "." in sec or _merged_option(sec, key):
+            return None
+        if any(
+            key == option for pattern, option in MERGED_OPTIONS if fnmatch.fnmatchcase(sec, pattern)
+        ):
+            return None
+        if sec == "build":
+            if key in PORTABLE_BUILD_KEYS:
+                return ("build", key)
+            if key in BUILD_KEYS or key == "sysconfdir":
+                return None
+            return ("extra", "build", key)
+        path, kind = recipe_path(sec, key)
+        return path if kind == "str" else None
+
+    def _translate(self, raw: str, section: str) -> str | None:
+        out = []
+        pos = 0
+        for match in _REF.finditer(raw):
+            path = self._ref_path(match.group(1), section)
+            if path is None:
+                return None
+            out.append(raw[pos : match.start()])
+            out.append(_ref_text(path))
+            pos = match.end()
+        out.append(raw[pos:])
+        return "".join(out)
+
+    def _items(self, raw: str, section: str) -> list[str] | None:
+        items = []
+        for word in raw.split():
+            for match in _REF.finditer(word):
+                path = self._ref_path(match.group(1), section)
+                if path is None or path[0] != "build" or path[1] not in WORD_BUILD_KEYS:
+                    return None
+            translated = self._translate(word, section)
+            if translated is None:
+                return None
+            items.append(translated)
+        return items
+
+    # -- layers -----------------------------------------------------------
+
+    def layer(self, source: Source) -> dict[str, Any]:
+        """The recipe data of one INI file (fallback options left out)."""
+        data: dict[str, Any] = {}
+        for section, options in source.sections.items():
+            for key, raw in options.items():
+                merged = _merged_option(section, key)
+                if merged is not None:
+                    option, op = merged
+                    path, _ = recipe_path(section, option)
+                    if path in self.fallback:
+                        continue
+                    items = self._items(raw, section) or []
+                    node = _node(data, path)
+                    node.setdefault(op, []).extend(items)
+                    continue
+                path, kind = recipe_path(section, key)
+                if path in self.fallback:
+                    continue
+                if kind == "list":
+                    _set(data, path, self._items(raw, section) or [])
+                elif kind in ("bool", "int"):
+                    cls = _model_for(path)
+                    value = convert_value(
+                        cls, key, raw, (section, key), lambda s, k: Origin(str(source.path))
+                    )
+                    _set(data, path, value)
+                else:
+                    translated = self._translate(raw, section)
+                    _set(data, path, raw if translated is None else translated)
+            if source.private:
+                for key, raw in options.items():
+                    path = ("secrets", f"{section}.{key}", "value")
+                    if _merged_option(section, key) is None and path not in self.fallback:
+                        translated = self._translate(raw, section)
+                        _set(data, path, raw if translated is None else translated)
+        return data
+
+    # -- fallback values ----------------------------------------------------
+
+    def classes(self) -> list[dict[str, str]]:
+        """One representative variant per combination of values the files distinguish."""
+        values: dict[str, set[str]] = {attr: set() for attr in ATTRIBUTES}
+        for source in self.sources:
+            for attr, value in source.when.items():
+                values[attr].add(value)
+        choices: dict[str, list[str | None]] = {
+            "product": [None, *sorted(values["product"])],
+            "branch": [None, *sorted(values["branch"])],
+            "arch": [None, *SUPPORTED_ARCHES],
+            "platform": [None, *sorted(values["platform"])],
+            "personality": [None, *sorted(values["personality"], key=lambda v: (_depth(v), v))],
+        }
+        out = []
+        for combo in itertools.product(*(choices[a] for a in ATTRIBUTES)):
+            out.append({a: v for a, v in zip(ATTRIBUTES, combo, strict=True) if v is not None})
+        return sorted(out, key=_specificity)
+
+    def resolved_value(self, when: dict[str, str], path: KeyPath) -> Any:
+        key = tuple(sorted(when.items()))
+        if key not in self._recipes:
+            self._recipes[key] = self._resolve(when)
+        recipe, build = self._recipes[key]
+        return _symbolic(_get(recipe, path), build)
+
+    def _resolve(self, when: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+        variant = {a: SENTINEL[a] for a in SENTINEL}
+        variant.update(when)
+        if "personality" in when:
+            variant["personality"] = when["personality"] + SENTINEL_SUFFIX
+        if "arch" not in when:
+            variant["arch"] = "amd64"
+        config = read_tree(
+            self.config_dir,
+            variant,
+            localdir=self.localdir,
+            sysconfdir=Path("/nonexistent-eib-sysconfdir"),
+            cachedir=CACHE_SENTINEL,
+            build_version=VERSION_SENTINEL,
+        )
+        sections = config.resolved()
+        recipe, _ = to_recipe(sections, private_keys=config.private_keys())
+        return recipe, sections["build"]
+
+
+def _specificity(when: dict[str, str]) -> tuple[int, int]:
+    return len(when), _depth(when.get("personality", ""))
+
+
+def _symbolic(value: Any, build: dict[str, str]) -> Any:
+    """Sentinel attribute values back into `${build:...}` references."""
+    if isinstance(value, list):
+        return [_symbolic(v, build) for v in value]
+    if isinstance(value, dict):
+        return {k: _symbolic(v, build) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+    replacements = [
+        (build["localdatadir"], "${build:localdatadir}"),
+        (build["localdir"], "${build:localdir}"),
+        (build["srcdir"], "${build:srcdir}"),
+        (CACHE_SENTINEL, "${build:cachedir}"),
+        (VERSION_SENTINEL, "${build:build_version}"),
+        (build["personality"], "${build:personality}"),
+        (SENTINEL["branch"], "${build:branch}"),
+        (build["series"], "${build:series}"),
+        (build["product"], "${build:product}"),
+        (build["platform"], "${build:platform}"),
+    ]
+    for literal, ref in replacements:
+        if literal and literal in value and ("zz9" in literal or literal.startswith("/")):
+            value = value.replace(literal, ref)
+    return value
+
+
+def _model_for(path: KeyPath) -> Any:
+    if path[0] == "flatpak" and len(path) == 4:
+        return model.FlatpakRemote
+    return SECTION_MODELS[path[0]]
+
+
+def _node(data: dict[str, Any], path: KeyPath) -> dict[str, Any]:
+    node = data
+    for part in path:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    return node
+
+
+def _set(data: dict[str, Any], path: KeyPath, value: Any) -> None:
+    _node(data, path[:-1])[path[-1]] = value
+
+
+def _get(data: dict[str, Any], path: KeyPath) -> Any:
+    node: Any = data
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def convert_tree(config_dir: Path, out_dir: Path, *, localdir: Path | None = None) -> list[Path]:
+    """Write the YAML recipes for the tree; returns the files written."""
+    config_dir = config_dir.resolve()
+    if not (config_dir / "defaults.ini").is_file():
+        raise UserError("not a legacy config dir (no defaults.ini)", origin=Origin(str(config_dir)))
+    localdir = localdir.resolve() if localdir else None
+    conv = Converter(config_dir, localdir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    extends: list[str] = []
+    for source in conv.sources:
+        rel = Path("layers") / Path(source.label).with_suffix(".yaml")
+        data = conv.layer(source)
+        doc: dict[str, Any] = {"eib": 1}
+        if source.when:
+            doc["overlays"] = [{"when": dict(source.when), **data}]
+        else:
+            doc.update(data)
+        header = f"# Converted by `eib convert` from {source.label}.\n"
+        if source.when:
+            cond = ", ".join(f"{k}={v}" for k, v in source.when.items())
+            header += f"# Applies when {cond} (personality values match longer ones too).\n"
+        if source.private:
+            header += "# Private values: keep this file out of version control.\n"
+        target = out_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(header + _dump(doc))
+        written.append(target)
+        extends.append(rel.as_posix())
+    public = {p: r for p, r in conv.fallback.items() if not _is_private(p, conv.private_paths)}
+    private = {p: r for p, r in conv.fallback.items() if p not in public}
+    if private:
+        rel = Path("layers") / "private-final.yaml"
+        header = (
+            "# Converted by `eib convert`: final values of options fed by private files\n"
+            "# (see recipe.yaml). Keep this file out of version control.\n"
+        )
+        (out_dir / rel).write_text(header + _dump({"eib": 1, **_fallback_doc(conv, private)}))
+        written.append(out_dir / rel)
+        extends.append(rel.as_posix())
+    top: dict[str, Any] = {"eib": 1, "extends": extends}
+    header = (
+        f"# Converted by `eib convert` from {config_dir}.\n"
+        "# Each file under layers/ is one INI file; they apply in the legacy order.\n"
+    )
+    if conv.fallback:
+        header += (
+            "# These options have no layer-by-layer YAML form, so their final value is\n"
+            "# written for each combination of attribute values the tree knows (below,\n"
+            "# or in layers/private-final.yaml when private files feed them):\n"
+        )
+        for path, reason in sorted(conv.fallback.items()):
+            header += f"#   {'.'.join(path)}: {reason}\n"
+    if public:
+        top.update(_fallback_doc(conv, public))
+    target = out_dir / "recipe.yaml"
+    target.write_text(header + _dump(top))
+    written.append(target)
+    return written
+
+
+def _is_private(path: KeyPath, private_paths: set[KeyPath]) -> bool:
+    return path[0] == "secrets" or path in private_paths
+
+
+def _fallback_doc(conv: Converter, paths: dict[KeyPath, str]) -> dict[str, Any]:
+    """Base values in the body, then overlays from general to specific."""
+    overlays = _fallback_overlays(conv, paths)
+    doc: dict[str, Any] = {}
+    if overlays and not overlays[0]["when"]:
+        doc.update({k: v for k, v in overlays.pop(0).items() if k != "when"})
+    if overlays:
+        doc["overlays"] = overlays
+    return doc
+
+
+def _fallback_overlays(conv: Converter, paths: dict[KeyPath, str]) -> list[dict[str, Any]]:
+    """A decision list: later (more specific) overlays override earlier ones."""
+    emitted: list[tuple[dict[str, str], dict[KeyPath, Any]]] = []
+    for when in conv.classes():
+        changes: dict[KeyPath, Any] = {}
+        for path in paths:
+            want = conv.resolved_value(when, path)
+            have = None
+            for prior_when, prior in emitted:
+                if path in prior and _matches(prior_when, when):
+                    have = prior[path]
+            if want != have:
+                changes[path] = want
+        if changes or not when:
+            emitted.append((when, changes))
+    overlays = []
+    for when, changes in emitted:
+        overlay: dict[str, Any] = {"when": dict(when)}
+        for path, value in changes.items():
+            _set(overlay, path, value)
+        overlays.append(overlay)
+    return overlays
+
+
+def _matches(when: dict[str, str], variant: dict[str, str]) -> bool:
+    for attr, value in when.items():
+        actual = variant.get(attr)
+        if actual is None:
+            return False
+        if attr == "personality":
+            if not (actual == value or actual.startswith(value + "_")):
+                return False
+        elif actual != value:
+            return False
+    return True

@@ -1,0 +1,236 @@
+"""Resolved legacy sections → the raw recipe dict the compiler validates.
+
+INI key names of known sections mirror the recipe model's field names
+(documented in `config/defaults.ini`), so this mapping asks the models for
+each field's type instead of keeping its own table. Keys a model does not
+know stay available to hooks: they go to `extra` under their section.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from eib.errors import Origin, UserError
+from eib.model import recipe as model
+
+HOOK_SECTIONS = ("content", "image", "manifest", "publish", "error")
+REMOTE_PREFIX = "flatpak-remote-"
+TARGET_PREFIX = "publish-target-"
+_TRUE = ("1", "yes", "true", "on")
+_FALSE = ("0", "no", "false", "off")
+
+SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "ostree": model.Ostree,
+    "image": model.Image,
+    "flatpak": model.Flatpak,
+    "demo": model.Demo,
+}
+
+OriginOf = typing.Callable[[str, str], Origin | None]
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """The field's type without Optional/Annotated, and whether None is allowed."""
+    optional = False
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            optional = optional or len(args) < len(typing.get_args(annotation))
+            if len(args) == 1:
+                annotation = args[0]
+                continue
+        return annotation, optional
+
+
+def convert_value(
+    cls: type[BaseModel], key: str, value: str, where: tuple[str, str], origin_of: OriginOf
+) -> Any:
+    """An INI string as the model field's type: bool, int, list or str."""
+    annotation, optional = _unwrap(cls.model_fields[key].annotation)
+    base = typing.get_origin(annotation) or annotation
+    text = value.strip()
+    if base is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise UserError(
+            f"'{value}' is not a boolean (true/false)",
+            origin=origin_of(*where),
+            key=f"[{where[0]}] {where[1]}",
+        )
+    if base is int:
+        if not text and optional:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise UserError(
+                f"'{value}' is not an integer",
+                origin=origin_of(*where),
+                key=f"[{where[0]}] {where[1]}",
+            ) from None
+    if base is list:
+        return value.split()
+    return value
+
+
+def _is_nested(annotation: Any) -> bool:
+    ann, _ = _unwrap(annotation)
+    if typing.get_origin(ann) is dict:
+        return True
+    if typing.get_origin(ann) is list:
+        args = typing.get_args(ann)
+        return bool(args) and isinstance(args[0], type) and issubclass(args[0], BaseModel)
+    return isinstance(ann, type) and issubclass(ann, BaseModel)
+
+
+KeyPath = tuple[str, ...]
+# INI section names that would collide with the recipe's own top-level keys.
+_RESERVED = ("eib", "extends", "variant", "overlays", "hooks", "secrets", "extra", "build")
+
+
+def free_section(section: str) -> KeyPath:
+    """Where an unknown INI section goes: top level, unless a recipe file could not
+    hold it there (a reserved name, or one a recipe would reject as a typo of a
+    known section); then below `extra`."""
+    from eib.errors import did_you_mean
+
+    if section in _RESERVED:
+        return ("extra", section)
+    if did_you_mean(section, [*model.KNOWN_SECTIONS, "eib", "extends", "variant", "overlays"]):
+        return ("extra", section)
+    return (section,)
+
+
+def field_kind(cls: type[BaseModel], key: str) -> str | None:
+    """bool, int, list or str for a plain field of `cls`; None when unknown or nested."""
+    field = cls.model_fields.get(key)
+    if field is None or _is_nested(field.annotation):
+        return None
+    annotation, _ = _unwrap(field.annotation)
+    base = typing.get_origin(annotation) or annotation
+    if base is bool:
+        return "bool"
+    if base is int:
+        return "int"
+    if base is list:
+        return "list"
+    return "str"
+
+
+def escape(value: Any) -> Any:
+    """Resolved strings are final: `$` is doubled so recipe interpolation keeps it."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, list):
+        return [escape(v) for v in value]
+    return value
+
+
+def to_recipe(
+    sections: Mapping[str, Mapping[str, str]],
+    *,
+    private_keys: frozenset[tuple[str, str]] = frozenset(),
+    origin_of: OriginOf = lambda s, k: None,
+) -> tuple[dict[str, Any], dict[KeyPath, Origin]]:
+    """Map resolved INI sections onto the recipe (see module docstring).
+
+    Returns the raw recipe dict and the origin of every key path it sets.
+    Sections eib does not know become top-level free-form sections; keys a
+    known section's model lacks go to `extra.<section>`.
+    """
+    recipe: dict[str, Any] = {"eib": 1}
+    origins: dict[KeyPath, Origin] = {}
+
+    def put(path: KeyPath, value: Any, where: tuple[str, str]) -> None:
+        node = recipe
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = escape(value)
+        origin = origin_of(*where)
+        if origin is not None:
+            origins[path] = origin
+
+    def typed(
+        cls: type[BaseModel], section: str, prefix: KeyPath, skip: tuple[str, ...] = ()
+    ) -> None:
+        for key, value in sections[section].items():
+            if key in skip:
+                continue
+            field = cls.model_fields.get(key)
+            if field is None or _is_nested(field.annotation):
+                put(("extra", section, key), value, (section, key))
+            else:
+                put(
+                    (*prefix, key),
+                    convert_value(cls, key, value, (section, key), origin_of),
+                    (section, key),
+                )
+
+    targets: list[dict[str, Any]] = []
+    for section, options in sections.items():
+        if section in HOOK_SECTIONS and "hooks" in options:
+            put(("hooks", section), options["hooks"].split(), (section, "hooks"))
+        if section == "build":
+            typed(model.Build, section, ("build",))
+        elif section in SECTION_MODELS:
+            typed(SECTION_MODELS[section], section, (section,), skip=("hooks",))
+        elif section.startswith(REMOTE_PREFIX) and len(section) > len(REMOTE_PREFIX):
+            name = section[len(REMOTE_PREFIX) :]
+            recipe.setdefault("flatpak", {}).setdefault("remotes", {})[name] = {}
+            typed(model.FlatpakRemote, section, ("flatpak", "remotes", name))
+        elif section == "publish":
+            _publish(options, put)
+        elif section.startswith(TARGET_PREFIX) and len(section) > len(TARGET_PREFIX):
+            target: dict[str, Any] = {}
+            for key, value in options.items():
+                if key in model.PublishTarget.model_fields:
+                    where = (section, key)
+                    target[key] = escape(
+                        convert_value(model.PublishTarget, key, value, where, origin_of)
+                    )
+                else:
+                    put(("extra", section, key), value, (section, key))
+            if "kind" not in target:
+                raise UserError(
+                    "a publish target needs kind = s3, rsync or local",
+                    origin=origin_of(section, ""),
+                    key=f"[{section}] kind",
+                )
+            targets.append(target)
+        else:
+            for key, value in options.items():
+                if section in HOOK_SECTIONS and key == "hooks":
+                    continue
+                put((*free_section(section), key), value, (section, key))
+    if targets:
+        recipe.setdefault("publish", {}).setdefault("targets", []).extend(targets)
+    for s, k in sorted(private_keys):
+        if k in sections.get(s, {}):
+            put(("secrets", f"{s}.{k}", "value"), sections[s][k], (s, k))
+    return recipe, origins
+
+
+def _publish(options: Mapping[str, str], put: typing.Callable[..., None]) -> None:
+    """`[publish]`: path, plus the legacy `s3_bucket`/`s3_region` pair as one s3 target."""
+    for key, value in options.items():
+        if key == "path":
+            put(("publish", "path"), value, ("publish", key))
+        elif key not in ("hooks", "s3_bucket", "s3_region"):
+            put(("extra", "publish", key), value, ("publish", key))
+    if options.get("s3_bucket"):
+        target: dict[str, Any] = {"kind": "s3", "bucket": escape(options["s3_bucket"])}
+        if options.get("s3_region"):
+            target["region"] = escape(options["s3_region"])
+        targets: list[dict[str, Any]] = [target]
+        put(("publish", "targets"), targets, ("publish", "s3_bucket"))

@@ -1,0 +1,91 @@
+"""One call that turns a legacy tree into everything the compiler needs.
+
+`eib plan config/ …` and `eib run config/ …` reach here through the compiler
+when the recipe path is a directory holding `defaults.ini`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eib.compat.env import env_name, legacy_env
+from eib.compat.mapping import to_recipe
+from eib.compat.reader import LegacyConfig, read_tree
+from eib.compat.schema import check_schema, schema_files
+from eib.errors import Origin
+
+
+@dataclass(frozen=True)
+class LegacyResult:
+    """A legacy tree read for one variant.
+
+    `sections` holds expanded values including private ones; `private_keys`
+    names the (section, key) pairs to redact wherever values are shown, and
+    `private_env` the matching `EIB_*` names. `recipe` is the raw recipe dict
+    (private values stay in their section and are also listed under
+    `secrets` as `section.key`), `recipe_origins` the INI file:line of each of
+    its key paths, `env` the `EIB_*` environment with private values in clear.
+    """
+
+    config_dir: Path
+    config: LegacyConfig
+    sections: dict[str, dict[str, str]]
+    origins: dict[tuple[str, str], Origin]
+    private_keys: frozenset[tuple[str, str]]
+    private_env: frozenset[str]
+    files: list[str]
+    recipe: dict[str, Any]
+    recipe_origins: dict[tuple[str | int, ...], Origin]
+    env: dict[str, str]
+
+
+def is_legacy_tree(path: Path) -> bool:
+    """A directory holding `defaults.ini` is a legacy config dir."""
+    return path.is_dir() and (path / "defaults.ini").is_file()
+
+
+def load_legacy_tree(
+    config_dir: Path,
+    variant: dict[str, str],
+    *,
+    localdir: Path | None = None,
+    sysconfdir: Path | None = None,
+    srcdir: Path | None = None,
+    cachedir: Path | str | None = None,
+    build_version: str | None = None,
+    check: bool = True,
+) -> LegacyResult:
+    """Read, merge, schema-check and map the tree (see LEGACY-INI.md)."""
+    config = read_tree(
+        config_dir,
+        variant,
+        localdir=localdir,
+        sysconfdir=sysconfdir,
+        srcdir=srcdir,
+        cachedir=cachedir,
+        build_version=build_version,
+    )
+    sections = config.resolved()
+    if check:
+        check_schema(
+            config,
+            schema_files(config_dir.resolve(), localdir.resolve() if localdir else None),
+            srcdir=Path(sections["build"]["srcdir"]),
+        )
+    private = config.private_keys()
+    recipe, origins = to_recipe(sections, private_keys=private, origin_of=config.origin_of)
+    recipe_origins: dict[tuple[str | int, ...], Origin] = dict(origins.items())
+    return LegacyResult(
+        config_dir=config_dir.resolve(),
+        config=config,
+        sections=sections,
+        origins=config.origins(),
+        private_keys=private,
+        private_env=frozenset(env_name(s, k) for s, k in config.hidden_keys()),
+        files=[str(p) for p in config.files],
+        recipe=recipe,
+        recipe_origins=recipe_origins,
+        env=legacy_env(config),
+    )

@@ -1,0 +1,66 @@
+"""The state one build carries from stage to stage.
+
+Stages receive a `BuildContext` instead of globals so that each stage module
+stays a plain function of (plan, directories, what earlier stages found).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eib.execute.progress import Monitor
+from eib.model.plan import Plan
+
+
+@dataclass(frozen=True)
+class BuildDirs:
+    """Where a build reads and writes; every path is absolute."""
+
+    cache: Path
+    work: Path
+    output: Path
+
+    @property
+    def ostree_repo(self) -> Path:
+        """The cache repo (mode bare): kept between builds, so pulls are incremental."""
+        return self.cache / "ostree" / "repo"
+
+    @property
+    def content(self) -> Path:
+        """EIB_CONTENTDIR: content hooks keep downloads here across builds."""
+        return self.cache / "content"
+
+    @property
+    def sysroot(self) -> Path:
+        return self.work / "sysroot"
+
+    @property
+    def tmp(self) -> Path:
+        return self.work / "tmp"
+
+    @property
+    def manifest(self) -> Path:
+        """EIB_MANIFESTDIR: every stage drops its JSON fragments here."""
+        return self.work / "manifest"
+
+
+@dataclass
+class BuildContext:
+    plan: Plan
+    dirs: BuildDirs
+    monitor: Monitor
+    dry_run: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # the real EIB_* values
+    commit: str = ""
+    deployment: Path | None = None
+    stage: str = ""
+    step: str = ""
+
+    @property
+    def os_var(self) -> Path:
+        return self.dirs.sysroot / "ostree" / "deploy" / self.plan.ostree.os / "var"
+
+    @property
+    def deploy_ref(self) -> str:
+        return self.plan.ostree.ref_deploy or self.plan.ostree.ref

@@ -1,0 +1,39 @@
+"""The error stage: after any failure, report, clean up, and keep the log.
+
+Everything here is best effort and never raises: the build has already
+failed, and the user must see that failure, not a secondary one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from eib.errors import BuildError
+from eib.execute.context import BuildContext
+from eib.execute.hooks import run_hooks
+from eib.execute.mounts import cleanup_work_dir
+
+log = logging.getLogger("eib.execute.error")
+
+
+def run_error_stage(ctx: BuildContext, failure: BuildError) -> None:
+    log.error("build failed in %s/%s: %s", failure.stage, failure.step, failure.message)
+    ctx.stage, ctx.step = "error", ""
+    ctx.monitor.stage("error")
+    try:
+        run_hooks(ctx, "error", keep_going=True)
+    except Exception:
+        log.exception("error hooks")
+    try:
+        cleanup_work_dir(ctx.dirs.work)
+    except Exception:
+        log.exception("cleaning up %s", ctx.dirs.work)
+    if ctx.dry_run or not ctx.plan.publish.targets:
+        return
+    try:
+        from eib.publish import publish_error_log
+        from eib.secrets import resolve_secrets
+
+        publish_error_log(ctx.plan, ctx.dirs.output, resolve_secrets(ctx.plan))
+    except Exception:
+        log.exception("publishing the build log")

@@ -1,0 +1,170 @@
+"""Running the plan's hooks with the legacy environment.
+
+The compiler already chose each hook file (recipe dir, legacy localdir,
+built-in) and pinned its sha256; this module only refuses a file that changed
+since, builds the `EIB_*` environment old hooks expect, and runs the hook:
+executable files directly, others sourced by bash after the shell library,
+`.chroot` hooks inside the deployment.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import shlex
+import shutil
+from pathlib import Path
+
+from eib import paths
+from eib.errors import BuildError
+from eib.execute.chroot import chroot_mounts
+from eib.execute.context import BuildContext
+from eib.execute.logs import stream_command
+from eib.execute.mounts import kill_processes_under
+from eib.model.plan import HookStep, Plan
+
+log = logging.getLogger("eib.hooks")
+
+CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def plan_env(plan: Plan) -> dict[str, str]:
+    """The real `EIB_*` values: the plan shows secrets as `<redacted>`."""
+    from eib.secrets import runtime_env
+
+    return runtime_env(plan)
+
+
+def _variant_env(plan: Plan) -> dict[str, str]:
+    """`EIB_*` facts every hook relies on, should the plan's environment lack them."""
+    b, o = plan.build, plan.ostree
+    return {
+        "EIB_PRODUCT": b.product,
+        "EIB_BRANCH": b.branch,
+        "EIB_ARCH": b.arch,
+        "EIB_PLATFORM": b.platform,
+        "EIB_PERSONALITY": b.personality,
+        "EIB_SERIES": b.series,
+        "EIB_BUILD_VERSION": b.build_version,
+        "EIB_OSTREE_REF": o.ref,
+        "EIB_OSTREE_REF_DEPLOY": o.ref_deploy or o.ref,
+        "EIB_OSTREE_REMOTE": o.remote,
+        "EIB_OSTREE_OS": o.os,
+        "EIB_OSTREE_URL": o.url,
+    }
+
+
+def hook_env(ctx: BuildContext) -> dict[str, str]:
+    """The environment of every hook of this build (host-side paths)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EIB_", "OSTREE_"))}
+    env.update(_variant_env(ctx.plan))
+    env.update(ctx.env)
+    d = ctx.dirs
+    env.update(
+        {
+            "EIB_OUTDIR": str(d.output),
+            "EIB_TMPDIR": str(d.tmp),
+            "EIB_BUILDDIR": str(d.work),
+            "EIB_CONTENTDIR": str(d.content),
+            "EIB_MANIFESTDIR": str(d.manifest),
+            "EIB_CACHEDIR": str(d.cache),
+            "EIB_SRCDIR": str(paths.SOURCE_DIR),
+            "EIB_DATADIR": str(paths.SOURCE_DIR / "data"),
+            "EIB_HELPERSDIR": str(paths.SOURCE_DIR / "helpers"),
+            "EIB_OUTVERSION": ctx.plan.outputs.outversion,
+            "EIB_OSTREE_COMMIT": ctx.commit,
+            "OSTREE_SYSROOT": str(d.sysroot),
+            "OSTREE_VAR": str(ctx.os_var),
+        }
+    )
+    if ctx.deployment is not None:
+        env["OSTREE_DEPLOYMENT"] = str(ctx.deployment)
+    return env
+
+
+def check_hook(hook: HookStep) -> Path:
+    """The hook's path, after making sure it is the file the plan pinned."""
+    path = Path(hook.path)
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as err:
+        raise BuildError(
+            f"hook {hook.group}/{hook.name}: cannot read {path}: {err.strerror}"
+        ) from None
+    if digest != hook.sha256.removeprefix("sha256:"):
+        raise BuildError(
+            f"hook {hook.group}/{hook.name}: {path} changed since the plan was made "
+            "(sha256 differs); make the plan again"
+        )
+    return path
+
+
+def _host_argv(hook: HookStep, path: Path) -> list[str]:
+    if hook.executable:
+        return [str(path)]
+    library = paths.SHELL_LIBRARY
+    script = f"source {shlex.quote(str(library))}; " if library.is_file() else ""
+    script += f"source {shlex.quote(str(path))}"
+    return ["bash", "-e", "-c", script]
+
+
+def run_hook(ctx: BuildContext, hook: HookStep) -> None:
+    """Run one hook; a non-zero exit raises BuildError naming it."""
+    path = check_hook(hook)
+    env = hook_env(ctx)
+    ctx.dirs.tmp.mkdir(parents=True, exist_ok=True)
+    prefix = f"[{hook.group}/{hook.name}] "
+    log.info("running hook %s/%s (%s)", hook.group, hook.name, path)
+    if hook.chroot:
+        if ctx.deployment is None:
+            log.info("skipping %s/%s: no deployment to chroot into yet", hook.group, hook.name)
+            return
+        with chroot_mounts(ctx.deployment, ctx.dirs.sysroot, ctx.os_var) as tmp:
+            inside = tmp / hook.name
+            shutil.copy2(path, inside)
+            env.update(
+                {
+                    "PATH": CHROOT_PATH,
+                    "OSTREE_DEPLOYMENT": "/",
+                    "OSTREE_SYSROOT": "/sysroot",
+                    "OSTREE_VAR": "/var",
+                }
+            )
+            command = [f"/tmp/{hook.name}"] if hook.executable else ["/bin/sh", "-e"]
+            if not hook.executable:
+                command.append(f"/tmp/{hook.name}")
+            status, tail = stream_command(
+                ["chroot", str(ctx.deployment), *command],
+                env=env,
+                cwd=None,
+                logger=log,
+                prefix=prefix,
+                after_exit=functools.partial(kill_processes_under, ctx.deployment),
+            )
+    else:
+        status, tail = stream_command(
+            _host_argv(hook, path), env=env, cwd=ctx.dirs.tmp, logger=log, prefix=prefix
+        )
+    if status != 0:
+        last = f"; last output: {tail[-1]}" if tail else ""
+        log.error("hook %s/%s exited with status %d", hook.group, hook.name, status)
+        raise BuildError(
+            f"hook {hook.group}/{hook.name} exited with status {status}{last}",
+            stage=ctx.stage,
+            step=f"hook {hook.name}",
+        )
+
+
+def run_hooks(ctx: BuildContext, group: str, *, keep_going: bool = False) -> None:
+    """Run the plan's hooks of `group` in order; `keep_going` logs failures instead."""
+    for hook in ctx.plan.hooks_of(group):
+        ctx.step = f"hook {hook.name}"
+        ctx.monitor.step(f"hook {hook.group}/{hook.name}")
+        try:
+            run_hook(ctx, hook)
+        except BuildError as err:
+            if not keep_going:
+                raise
+            log.error("%s", err)

@@ -1,0 +1,112 @@
+"""The ostree stage: bring the plan's OS commit, GPG-verified, into the cache repo.
+
+The cache repo (`<cache>/ostree/repo`, mode `bare`) persists between builds so
+a pull only fetches what changed.  The remote is recreated on every build so
+that its URL and trusted keys are exactly the plan's, never a previous
+build's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from eib.errors import BuildError
+from eib.execute.context import BuildContext
+from eib.tools import ostree
+from eib.tools.ostree import GpgVerifyError
+
+log = logging.getLogger("eib.execute.ostree")
+
+CACHE_REPO_MODE = "bare"
+ARMOR_HEADER = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+
+
+def key_files(ctx: BuildContext, scratch: Path) -> list[Path]:
+    """The plan's GPG keys as files: paths are used as they are, inline keys are written out."""
+    files: list[Path] = []
+    for i, key in enumerate(ctx.plan.ostree.gpg_keys):
+        if key.lstrip().startswith(ARMOR_HEADER):
+            path = scratch / f"key{i}.asc"
+            path.write_text(key)
+        else:
+            path = Path(key)
+            if not path.is_file():
+                raise BuildError(f"GPG key file {path} (ostree.gpg_keys) does not exist")
+        files.append(path)
+    return files
+
+
+def pull_with_retries(ctx: BuildContext, repo: Path) -> None:
+    o = ctx.plan.ostree
+    attempts = o.pull_retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            ostree.pull(repo, o.remote, o.ref, o.commit)
+            return
+        except GpgVerifyError:
+            raise
+        except BuildError as err:
+            if attempt == attempts:
+                raise
+            delay = min(2 ** (attempt - 1), 10)
+            log.warning("pull attempt %d/%d failed (%s); retrying in %d s",
+                        attempt, attempts, err.message, delay)
+            time.sleep(delay)
+
+
+def write_fragment(ctx: BuildContext, repo: Path) -> None:
+    o = ctx.plan.ostree
+    fragment = {
+        "ostree": {
+            "remote": o.remote,
+            "url": o.url,
+            "ref": o.ref,
+            "ref_deploy": ctx.deploy_ref,
+            "commit": ctx.commit,
+            "version": ostree.metadata(repo, ctx.commit, "version"),
+        }
+    }
+    ctx.dirs.manifest.mkdir(parents=True, exist_ok=True)
+    path = ctx.dirs.manifest / "ostree.json"
+    path.write_text(json.dumps(fragment, indent=2, sort_keys=True) + "\n")
+
+
+def run_ostree_stage(ctx: BuildContext) -> None:
+    o = ctx.plan.ostree
+    if not o.url or not o.ref:
+        raise BuildError("ostree.url and ostree.ref must be set", step="remote")
+    repo = ctx.dirs.ostree_repo
+
+    ctx.step = "remote"
+    ctx.monitor.step(f"remote {o.remote} → {o.url}")
+    ostree.init_repo(repo, CACHE_REPO_MODE)
+    with tempfile.TemporaryDirectory(prefix="eib-keys-") as scratch:
+        keys = key_files(ctx, Path(scratch))
+        ostree.add_remote(repo, o.remote, o.url, keys=keys)
+
+    ctx.step = "pull"
+    ctx.monitor.step(f"pull {o.ref}" + (f"@{o.commit}" if o.commit else ""))
+    pull_with_retries(ctx, repo)
+    remote_ref = f"{o.remote}:{o.ref}"
+    if o.commit:
+        # A pinned pull fetches the commit; the cache's ref follows the pin.
+        ostree.set_ref(repo, remote_ref, o.commit)
+    ctx.commit = ostree.rev_parse(repo, remote_ref)
+    log.info("pulled %s = %s", remote_ref, ctx.commit)
+
+    ctx.step = "refs"
+    ctx.monitor.step("refs and summary")
+    if ctx.deploy_ref != o.ref:
+        ostree.set_ref(repo, f"{o.remote}:{ctx.deploy_ref}", ctx.commit)
+    ostree.update_summary(repo)
+
+    ctx.step = "prune"
+    ctx.monitor.step(f"prune (keep {o.prune_keep})")
+    ostree.prune(repo, o.prune_keep)
+
+    ctx.step = "manifest"
+    write_fragment(ctx, repo)

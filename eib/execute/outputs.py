@@ -1,0 +1,220 @@
+"""From a raw disk image to the files a build publishes.
+
+The raw image is read once: one pass streams it through the compressor while
+hashing it and feeding the signer, and a second thread hashes and signs the
+compressed stream as it comes out. qcow2, ISO and boot.zip are made in
+parallel with that pass. Like the legacy builder, only the compressed image
+is published; the raw image stays in the work dir, but its size, checksum
+and signature are published (installers verify the image after extracting).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import subprocess
+import threading
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from eib.errors import BuildError
+from eib.tools import compress
+from eib.tools.gpg import Signer
+
+log = logging.getLogger("eib.execute.outputs")
+
+CHUNK = 4 << 20
+
+
+@dataclass
+class Published:
+    """One published file and its companions, as the manifest lists it."""
+
+    role: str
+    path: Path
+    size: int
+    sha256: str
+    checksum: Path
+    signature: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    companions: list[Path] = field(default_factory=list)
+
+    def manifest(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "file": self.path.name,
+            "size": self.size,
+            "sha256": self.sha256,
+            "checksum": self.checksum.name,
+            "signature": self.signature.name if self.signature else None,
+        }
+        data.update(self.extra)
+        return data
+
+
+def write_checksum(path: Path, digest: str, name: str | None = None) -> Path:
+    """`<path>.sha256` in the format `sha256sum -c` reads."""
+    dest = path.with_name(path.name + ".sha256")
+    dest.write_text(f"{digest}  {name or path.name}\n")
+    return dest
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        while chunk := data.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _SignPipe:
+    """A signer fed through a pipe, so data can be signed while it is produced."""
+
+    def __init__(self, signer: Signer, output: Path) -> None:
+        read_fd, write_fd = os.pipe()
+        self.writer: IO[bytes] = os.fdopen(write_fd, "wb")
+        self._reader: IO[bytes] = os.fdopen(read_fd, "rb")
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(signer, output), daemon=True)
+        self._thread.start()
+
+    def _run(self, signer: Signer, output: Path) -> None:
+        try:
+            signer.sign_stream(self._reader, output)
+        except BaseException as err:  # re-raised by close()
+            self.error = err
+        finally:
+            self._reader.close()
+
+    def write(self, data: bytes) -> None:
+        if self.error is None:
+            try:
+                self.writer.write(data)
+            except BrokenPipeError:
+                self.error = self.error or BuildError("gpg stopped reading its input")
+
+    def close(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self.writer.close()
+        self._thread.join()
+        if self.error is not None:
+            if isinstance(self.error, BuildError):
+                raise self.error
+            raise BuildError(f"signing failed: {self.error}") from self.error
+
+
+def _sign_pipe(signer: Signer | None, output: Path) -> _SignPipe | None:
+    return _SignPipe(signer, output) if signer else None
+
+
+def compress_image(
+    raw: Path, dest: Path, kind: str, signer: Signer | None, raw_signature: Path
+) -> tuple[Published, str]:
+    """Compress `raw` into `dest`, hashing and signing both on the way.
+
+    Returns the compressed file's record and the raw image's sha256.
+    """
+    comp = compress.compressor(kind)
+    raw_sign = _sign_pipe(signer, raw_signature)
+    comp_sig = dest.with_name(dest.name + ".asc")
+    comp_sign = _sign_pipe(signer, comp_sig)
+    raw_hash, comp_hash = hashlib.sha256(), hashlib.sha256()
+    proc = compress.start(comp.compress, stdout=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    drain_error: list[BaseException] = []
+
+    def drain(out: IO[bytes]) -> None:
+        try:
+            with dest.open("wb") as sink:
+                while chunk := out.read(CHUNK):
+                    comp_hash.update(chunk)
+                    sink.write(chunk)
+                    if comp_sign:
+                        comp_sign.write(chunk)
+        except BaseException as err:
+            drain_error.append(err)
+
+    drainer = threading.Thread(target=drain, args=(proc.stdout,), daemon=True)
+    drainer.start()
+    try:
+        with raw.open("rb") as source:
+            while chunk := source.read(CHUNK):
+                raw_hash.update(chunk)
+                proc.stdin.write(chunk)
+                if raw_sign:
+                    raw_sign.write(chunk)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    finally:
+        drainer.join()
+        compress.finish(proc)
+    if drain_error:
+        raise BuildError(f"writing {dest.name} failed: {drain_error[0]}", stage="image")
+    for pipe in (raw_sign, comp_sign):
+        if pipe:
+            pipe.close()
+    digest = comp_hash.hexdigest()
+    record = Published(
+        role="full",
+        path=dest,
+        size=dest.stat().st_size,
+        sha256=digest,
+        checksum=write_checksum(dest, digest),
+        signature=comp_sig if signer else None,
+    )
+    return record, raw_hash.hexdigest()
+
+
+def finish_file(role: str, path: Path, signer: Signer | None, **extra: Any) -> Published:
+    """Checksum and sign a finished output file."""
+    digest = sha256_file(path)
+    return Published(
+        role=role,
+        path=path,
+        size=path.stat().st_size,
+        sha256=digest,
+        checksum=write_checksum(path, digest),
+        signature=signer.sign_file(path) if signer else None,
+        extra=dict(extra),
+    )
+
+
+def make_zip(tree: Path, dest: Path, epoch: int | None = None) -> None:
+    """A zip of `tree` with sorted entries and fixed times (reproducible)."""
+    import time
+
+    stamp = time.gmtime(epoch if epoch is not None else 315532800)[:6]
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(tree.rglob("*")):
+            rel = path.relative_to(tree).as_posix()
+            if path.is_dir():
+                archive.writestr(zipfile.ZipInfo(rel + "/", stamp), b"")
+            else:
+                info = zipfile.ZipInfo(rel, stamp)
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, path.read_bytes())
+
+
+def run_parallel(jobs: dict[str, Callable[[], Published]]) -> dict[str, Published]:
+    """Run output jobs concurrently; the first failure is raised after all finish."""
+    results: dict[str, Published] = {}
+    if not jobs:
+        return results
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures: dict[str, Future[Published]] = {k: pool.submit(j) for k, j in jobs.items()}
+        errors = []
+        for key, future in futures.items():
+            try:
+                results[key] = future.result()
+            except BaseException as err:
+                errors.append(err)
+        if errors:
+            raise errors[0]
+    return results

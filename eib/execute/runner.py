@@ -1,0 +1,219 @@
+"""The executor's entry point: lock, prepare, run the stages, or fail cleanly.
+
+Lifecycle per build (the debos idea: run, then always clean up):
+lock the cache → reset the work dir → open `build.txt` → serve the demo if
+asked → ostree → image → manifest → (save config + plan) → publish; on any
+failure the error stage runs and the BuildError is re-raised with the
+failing stage and step filled in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+
+from eib import __version__
+from eib.errors import BuildError, UserError
+from eib.execute.context import BuildContext, BuildDirs
+from eib.execute.error_stage import run_error_stage
+from eib.execute.hooks import plan_env
+from eib.execute.image_stage import run_image_stage
+from eib.execute.lock import cache_lock
+from eib.execute.logs import build_log
+from eib.execute.manifest import run_manifest_stage
+from eib.execute.mounts import cleanup_work_dir, remove_tree
+from eib.execute.ostree_stage import run_ostree_stage
+from eib.execute.progress import Monitor, NullMonitor
+from eib.execute.publish_stage import run_publish_stage
+from eib.model.plan import REDACTED, Plan
+from eib.model.recipe import HOOK_GROUPS
+
+log = logging.getLogger("eib.execute")
+
+BUILD_STAGES = ("ostree", "image", "manifest", "publish")
+
+
+def parse_stages(text: str | None) -> tuple[str, ...]:
+    """`--stages a,b` → the stages to run, in build order; bad names are a UserError."""
+    if not text:
+        return BUILD_STAGES
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    for name in wanted:
+        if name not in BUILD_STAGES:
+            from eib.errors import did_you_mean
+
+            raise UserError(
+                f"unknown stage '{name}' (stages: {', '.join(BUILD_STAGES)})",
+                key="--stages",
+                hint=did_you_mean(name, BUILD_STAGES),
+            )
+    return tuple(s for s in BUILD_STAGES if s in wanted)
+
+
+def public_config(plan: Plan) -> dict[str, Any]:
+    """The plan's resolved sections for `<outversion>.config.yaml`, private values redacted."""
+    from eib.hookenv import env_name
+
+    data: dict[str, Any] = plan.model_dump(
+        mode="json", include={"build", "ostree", "image", "flatpak", "publish", "demo"}
+    )
+    data["hooks"] = {g: [h.name for h in plan.hooks_of(g)] for g in HOOK_GROUPS}
+    data["secrets"] = {ref.name: REDACTED for ref in plan.secrets}
+    extra: dict[str, dict[str, Any]] = {}
+    for section, options in plan.extra.items():
+        extra[section] = {
+            key: REDACTED if plan.env.get(env_name(section, key)) == REDACTED else value
+            for key, value in options.items()
+        }
+    data["extra"] = extra
+    return data
+
+
+def save_plan_outputs(plan: Plan, output: Path) -> None:
+    config = yaml.safe_dump(public_config(plan), sort_keys=True, allow_unicode=True)
+    (output / plan.outputs.config).write_text(config)
+    (output / plan.outputs.plan).write_text(plan.to_json())
+
+
+def prepare_dirs(dirs: BuildDirs, reset: bool) -> None:
+    """Empty the work and output dirs when `reset`; otherwise keep them to resume.
+
+    A build that runs the image stage starts from scratch; `--stages
+    manifest,publish` after `--stages ostree,image` continues the same build.
+    """
+    dirs.work.mkdir(parents=True, exist_ok=True)
+    cleanup_work_dir(dirs.work)
+    if reset:
+        _empty(dirs)
+    for path in (dirs.output, dirs.tmp, dirs.manifest, dirs.content):
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def _empty(dirs: BuildDirs) -> None:
+    for child in dirs.work.iterdir():
+        if dirs.output.is_relative_to(child):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            remove_tree(child)
+        else:
+            child.unlink()
+    if dirs.output.exists() and any(dirs.output.iterdir()):
+        if not (dirs.output / "build.txt").exists():
+            raise UserError(
+                f"output dir {dirs.output} is not empty and holds no previous build",
+                key="--output-dir",
+                hint="choose an empty or new directory",
+            )
+        remove_tree(dirs.output)
+
+
+@contextlib.contextmanager
+def demo_server(ctx: BuildContext) -> Iterator[None]:
+    """Serve the embedded demo OS for the build when the plan asks for it."""
+    if not ctx.plan.demo.serve:
+        yield
+        return
+    from eib.demo import ensure_demo, serve
+
+    ctx.stage, ctx.step = "ostree", "demo"
+    ctx.monitor.message("preparing the demo OS (cached after the first build)")
+    demo = ensure_demo(ctx.dirs.cache)
+    with serve(demo.root, ctx.plan.demo.port) as url:
+        log.info("serving the demo OS from %s at %s", demo.root, url)
+        yield
+
+
+@contextlib.contextmanager
+def terminate_as_error() -> Iterator[None]:
+    """Turn SIGTERM into a BuildError so a killed build still cleans up its mounts."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise BuildError(f"terminated by {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+StageFn = Callable[[BuildContext], Any]
+
+
+def _stage_functions(assemble_disk: bool) -> dict[str, StageFn]:
+    return {
+        "ostree": run_ostree_stage,
+        "image": lambda ctx: run_image_stage(ctx, assemble_disk=assemble_disk),
+        "manifest": run_manifest_stage,
+        "publish": run_publish_stage,
+    }
+
+
+def _run_stages(ctx: BuildContext, stages: Sequence[str], assemble_disk: bool) -> None:
+    functions = _stage_functions(assemble_disk)
+    planned: set[str] = {s.name for s in ctx.plan.stages} or set(BUILD_STAGES)
+    for name in stages:
+        if name not in planned:
+            continue
+        if name == "publish":
+            save_plan_outputs(ctx.plan, ctx.dirs.output)
+        ctx.stage, ctx.step = name, ""
+        ctx.monitor.stage(name)
+        log.info("=== stage %s", name)
+        started = time.monotonic()
+        functions[name](ctx)
+        ctx.monitor.stage_done(name, time.monotonic() - started)
+    if "publish" not in stages or "publish" not in planned:
+        save_plan_outputs(ctx.plan, ctx.dirs.output)
+
+
+def execute(
+    plan: Plan,
+    dirs: BuildDirs,
+    *,
+    stages: Sequence[str] = BUILD_STAGES,
+    dry_run: bool = False,
+    assemble_disk: bool = True,
+    lock_timeout: float | None = None,
+    monitor: Monitor | None = None,
+) -> BuildContext:
+    """Build `plan`; raise BuildError (after the error stage) when a step fails."""
+    monitor = monitor or NullMonitor()
+    ctx = BuildContext(plan=plan, dirs=dirs, monitor=monitor, dry_run=dry_run)
+    from eib.secrets import redactor
+
+    scrub = redactor(plan)
+    with cache_lock(dirs.cache, lock_timeout, on_wait=monitor.message):
+        prepare_dirs(dirs, reset="image" in stages)
+        with build_log(dirs.output / plan.outputs.log, scrub):
+            log.info("eib %s: building %s (plan %s)", __version__, plan.outputs.outversion,
+                     plan.digest)
+            log.info("cache %s, work %s, output %s", dirs.cache, dirs.work, dirs.output)
+            ctx.env = plan_env(plan)
+            try:
+                with terminate_as_error(), demo_server(ctx):
+                    _run_stages(ctx, stages, assemble_disk)
+            except BuildError as err:
+                failure = BuildError(
+                    scrub(err.message),
+                    stage=err.stage or ctx.stage or None,
+                    step=err.step or (ctx.step if err.stage in (None, ctx.stage) else None),
+                )
+                run_error_stage(ctx, failure)
+                raise failure from err
+            except BaseException as err:
+                run_error_stage(ctx, BuildError(f"{type(err).__name__}: {err}",
+                                                stage=ctx.stage, step=ctx.step))
+                raise
+            finally:
+                cleanup_work_dir(dirs.work)
+            log.info("build finished: %s", dirs.output)
+    return ctx

@@ -1,0 +1,154 @@
+"""Typed wrappers over the `ostree` command line.
+
+The executor drives OSTree through its CLI rather than the GObject bindings:
+the CLI is always installed with ostree, needs no PyGObject build, and every
+command lands in the build log exactly as a person would retype it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from eib.errors import BuildError
+from eib.tools.run import run
+
+log = logging.getLogger("eib.tools.ostree")
+
+# Phrases ostree prints when a commit's signature is missing or does not
+# verify; a pull failing with one of them is refused at once, never retried.
+GPG_FAILURES = (
+    "GPG verification enabled, but no signatures found",
+    "GPG signatures found, but none are in trusted keyring",
+    "public key not found",
+    "BAD signature",
+    "signature made by expired key",
+    "Can't check signature",
+    "no signatures found",
+)
+
+
+class GpgVerifyError(BuildError):
+    """The pulled commit is unsigned or signed by a key the plan does not trust."""
+
+
+def ostree(args: Sequence[str | Path], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `ostree ARGS`, log its output, and raise BuildError with its last words."""
+    proc = run(["ostree", *args], check=False)
+    for stream in (proc.stdout, proc.stderr):
+        for line in (stream or "").splitlines():
+            log.debug("  %s", line)
+    if check and proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-5:]
+        detail = ("\n  " + "\n  ".join(tail)) if tail else ""
+        argv = ["ostree", *(str(a) for a in args)]
+        raise BuildError(f"'{shlex.join(argv)}' exited with {proc.returncode}{detail}")
+    return proc
+
+
+def init_repo(repo: Path, mode: str) -> None:
+    """Create `repo` in `mode` unless it already is a repository."""
+    if (repo / "config").is_file():
+        return
+    repo.mkdir(parents=True, exist_ok=True)
+    ostree(["init", f"--repo={repo}", f"--mode={mode}"])
+
+
+def remote_exists(repo: Path, remote: str) -> bool:
+    proc = ostree(["remote", "list", f"--repo={repo}"])
+    return remote in proc.stdout.split()
+
+
+def add_remote(
+    repo: Path,
+    remote: str,
+    url: str,
+    *,
+    keys: Sequence[Path] = (),
+    collection_id: str = "",
+    branches: Sequence[str] = (),
+) -> None:
+    """(Re)create `remote` with GPG verification on and exactly `keys` trusted."""
+    if remote_exists(repo, remote):
+        ostree(["remote", "delete", f"--repo={repo}", remote])
+    options = ["--set=gpg-verify=true"]
+    if collection_id:
+        options.append(f"--set=collection-id={collection_id}")
+    ostree(["remote", "add", f"--repo={repo}", *options, remote, url, *branches])
+    for key in keys:
+        ostree(["remote", "gpg-import", f"--repo={repo}", f"--keyring={key}", remote])
+
+
+def pull(repo: Path, remote: str, ref: str, commit: str = "") -> None:
+    """Pull `ref` (or its pinned `commit`) from `remote`; GPG failures raise GpgVerifyError."""
+    what = f"{ref}@{commit}" if commit else ref
+    proc = ostree(["pull", f"--repo={repo}", remote, what], check=False)
+    if proc.returncode == 0:
+        return
+    output = (proc.stderr or "") + (proc.stdout or "")
+    last = output.strip().splitlines()[-1:] or [f"exited with {proc.returncode}"]
+    if any(phrase.lower() in output.lower() for phrase in GPG_FAILURES):
+        raise GpgVerifyError(
+            f"refusing commit of '{ref}' from remote '{remote}': it is unsigned or not "
+            f"signed by a key in ostree.gpg_keys ({last[0].removeprefix('error: ')})"
+        )
+    raise BuildError(f"pulling '{what}' from remote '{remote}' failed: {last[0]}")
+
+
+def rev_parse(repo: Path, ref: str) -> str:
+    return ostree(["rev-parse", f"--repo={repo}", ref]).stdout.strip()
+
+
+def set_ref(repo: Path, ref: str, commit: str) -> None:
+    """Point `ref` (may be `remote:ref`) at `commit`, replacing what it pointed at."""
+    ostree(["refs", f"--repo={repo}", "--force", f"--create={ref}", commit])
+
+
+def metadata(repo: Path, rev: str, key: str) -> str:
+    """A commit metadata string (e.g. `version`), or '' when the commit has none."""
+    proc = ostree(["show", f"--repo={repo}", f"--print-metadata-key={key}", rev], check=False)
+    if proc.returncode != 0:
+        return ""
+    value = proc.stdout.strip()
+    # GVariant text form of a string: 'value'
+    if len(value) >= 2 and value[0] == value[-1] == "'":
+        value = value[1:-1]
+    return value
+
+
+def update_summary(repo: Path) -> None:
+    ostree(["summary", "-u", f"--repo={repo}"])
+
+
+def prune(repo: Path, keep: int) -> None:
+    """Keep `keep` commits of each ref's history and drop unreachable objects."""
+    ostree(["prune", f"--repo={repo}", "--refs-only", f"--depth={max(keep - 1, 0)}"])
+
+
+def fsck(repo: Path) -> None:
+    ostree(["fsck", f"--repo={repo}"])
+
+
+def set_config(repo: Path, key: str, value: str) -> None:
+    ostree(["config", f"--repo={repo}", "set", key, value])
+
+
+def pull_local(repo: Path, source_repo: Path, commit: str) -> None:
+    ostree(["pull-local", f"--repo={repo}", str(source_repo), commit])
+
+
+def admin_init_fs(sysroot: Path) -> None:
+    sysroot.mkdir(parents=True, exist_ok=True)
+    ostree(["admin", "init-fs", str(sysroot)])
+
+
+def admin_os_init(sysroot: Path, os_name: str) -> None:
+    ostree(["admin", "os-init", f"--sysroot={sysroot}", os_name])
+
+
+def admin_deploy(sysroot: Path, os_name: str, refspec: str, kernel_args: Sequence[str]) -> None:
+    kargs = [f"--karg={arg}" for arg in kernel_args]
+    ostree(["admin", "deploy", f"--sysroot={sysroot}", f"--os={os_name}", *kargs, refspec])
