@@ -230,6 +230,15 @@ def run(
         Optional[float],
         typer.Option("--lock-timeout", help="Seconds to wait for the cache lock (0: fail at once)"),
     ] = None,
+    lock: Annotated[
+        Optional[Path], typer.Option("--lock", help="Build the commits pinned by `eib lock`")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither reuse nor store stage results")
+    ] = False,
+    explain_cache: Annotated[
+        bool, typer.Option("--explain-cache", help="Say why each stage is reused or re-run")
+    ] = False,
 ) -> None:
     """Build RECIPE (or a saved --plan): ostree → image → manifest → publish."""
     from eib.commands.run import run_build
@@ -247,6 +256,9 @@ def run(
         work_dir=work_dir,
         output_dir=output_dir,
         lock_timeout=lock_timeout,
+        lock=lock,
+        use_cache=not no_cache,
+        explain_cache=explain_cache,
     )
 
 

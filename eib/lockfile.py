@@ -245,3 +245,25 @@ __all__ = [
     "variant_key",
     "write_lock",
 ]
+
+
+def locked_inputs(
+    lock: Path,
+    recipe: Path,
+    variant: dict[str, str],
+    *,
+    sets: list[str] | None = None,
+    localdir: Path | None = None,
+) -> tuple[list[str], str]:
+    """What a locked compile adds: `--set` pins (OSTree and Flatpak commits) and the
+    build version, taken from the pinned commit's time so the plan does not move
+    with the clock."""
+    import json
+
+    entry = lock_entry_for(lock, recipe, variant, sets, localdir)
+    pins = [f"ostree.commit={_set_value(entry.ostree.commit)}"]
+    for name, remote in sorted(entry.flatpak.remotes.items()):
+        if remote.refs:
+            refs = json.dumps(dict(sorted(remote.refs.items())))
+            pins.append(f"flatpak.remotes.{name}.commits={refs}")
+    return pins, build_version_of(entry.ostree.timestamp)

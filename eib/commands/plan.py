@@ -32,14 +32,18 @@ def run_plan(
     matrix: list[str],
     lock: Path | None,
 ) -> None:
+    build_version = None
     if lock is not None:
-        from eib.lockfile import apply_lock_sets
+        if matrix:
+            raise UserError("--lock pins one variant; use `eib lock --matrix` for many")
+        from eib.lockfile import locked_inputs
 
-        sets = [*sets, *apply_lock_sets(lock, recipe, variant)]
+        pins, build_version = locked_inputs(lock, recipe, variant, sets=sets, localdir=localdir)
+        sets = [*sets, *pins]
     if matrix:
         _matrix(recipe, variant, sets, localdir, matrix, as_json)
         return
-    result = compile_recipe(recipe, variant, sets, localdir)
+    result = compile_recipe(recipe, variant, sets, localdir, build_version=build_version)
     if explain:
         from eib.explain import explain_key
 

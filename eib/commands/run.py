@@ -37,12 +37,15 @@ def load_plan(
     sets: list[str],
     localdir: Path | None,
     cache: Path,
+    lock: Path | None = None,
 ) -> Plan:
     if (recipe is None) == (plan_file is None):
         raise UserError("give either a RECIPE or --plan plan.json", key="eib run")
     if plan_file is not None:
-        if variant or sets or localdir:
-            raise UserError("variant options, --set and --localdir need a RECIPE, not --plan")
+        if variant or sets or localdir or lock:
+            raise UserError(
+                "variant options, --set, --localdir and --lock need a RECIPE, not --plan"
+            )
         from pydantic import ValidationError
 
         from eib.model.plan import load_plan_json
@@ -59,7 +62,15 @@ def load_plan(
     from eib.compile import compile_recipe
 
     assert recipe is not None
-    return compile_recipe(recipe, variant, sets, localdir, cachedir=str(cache)).plan
+    build_version = None
+    if lock is not None:
+        from eib.lockfile import locked_inputs
+
+        pins, build_version = locked_inputs(lock, recipe, variant, sets=sets, localdir=localdir)
+        sets = [*sets, *pins]
+    return compile_recipe(
+        recipe, variant, sets, localdir, cachedir=str(cache), build_version=build_version
+    ).plan
 
 
 def run_build(
@@ -76,6 +87,9 @@ def run_build(
     work_dir: Path | None,
     output_dir: Path | None,
     lock_timeout: float | None,
+    lock: Path | None = None,
+    use_cache: bool = True,
+    explain_cache: bool = False,
 ) -> None:
     from eib.execute.context import BuildDirs
     from eib.execute.progress import default_monitor
@@ -85,7 +99,7 @@ def run_build(
         raise UserError("must be 0 or more seconds", key="--lock-timeout")
     selected = parse_stages(stages)
     cache, work, output = resolve_dirs(cache_dir, work_dir, output_dir)
-    plan = load_plan(recipe, plan_file, variant, sets, localdir, cache)
+    plan = load_plan(recipe, plan_file, variant, sets, localdir, cache, lock)
     monitor = default_monitor()
     try:
         execute(
@@ -96,6 +110,8 @@ def run_build(
             assemble_disk=not no_disk,
             lock_timeout=lock_timeout,
             monitor=monitor,
+            use_cache=use_cache,
+            explain_cache=explain_cache,
         )
     finally:
         monitor.close()

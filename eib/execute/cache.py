@@ -27,7 +27,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,10 @@ log = logging.getLogger("eib.execute.cache")
 CACHE_FORMAT = 1
 STAGES_DIR = "stages"
 CACHED_STAGES = ("ostree", "image", "manifest")
+# Parts of a stage cached on their own: the Flatpak installation of the image
+# stage does not depend on the OS tree or the hooks, so a hook change need not
+# reinstall the apps.
+CACHED_PARTS = ("flatpak",)
 INPUTS_FILE = "inputs.json"
 USED_FILE = "used"
 FILES_DIR = "files"
@@ -161,7 +165,30 @@ def _manifest_inputs(plan: Plan, runtime: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-INPUTS = {"ostree": _ostree_inputs, "image": _image_inputs, "manifest": _manifest_inputs}
+def _flatpak_inputs(plan: Plan, runtime: Mapping[str, Any]) -> dict[str, Any]:
+    """The Flatpak installation depends on the remotes, refs and pins, not on the OS tree."""
+    remotes = {
+        name: {**remote.model_dump(mode="json"), "gpg_key_sha256": _file_digest(remote.gpg_key)
+               if remote.gpg_key else ""}
+        for name, remote in plan.flatpak.remotes.items()
+    }
+    return {
+        "flatpak": {**plan.flatpak.model_dump(mode="json", exclude={"remotes"}),
+                    "remotes": remotes},
+        "build_arch": plan.build.arch,
+        "p2p": plan.ostree.p2p,
+        "flatpak_pins": runtime.get("flatpak_pins", {}),
+        "tools": {"flatpak": tool_version("flatpak")},
+        "eib": _eib(plan),
+    }
+
+
+INPUTS = {
+    "ostree": _ostree_inputs,
+    "image": _image_inputs,
+    "manifest": _manifest_inputs,
+    "flatpak": _flatpak_inputs,
+}
 
 
 def stage_key(
@@ -175,7 +202,8 @@ def stage_key(
     absent).  The key is `sha256` of the canonical JSON of the returned dict.
     """
     if stage not in INPUTS:
-        raise ValueError(f"stage {stage!r} is not cached (cached: {', '.join(CACHED_STAGES)})")
+        raise ValueError(f"stage {stage!r} is not cached "
+                         f"(cached: {', '.join((*CACHED_STAGES, *CACHED_PARTS))})")
     runtime = dict(inputs or {})
     data: dict[str, Any] = {"format": CACHE_FORMAT, "stage": stage}
     previous = PREVIOUS.get(stage)
@@ -293,11 +321,15 @@ def store(
     key: str,
     inputs: Mapping[str, Any],
     files: Mapping[str, Path],
+    *,
+    skip: Collection[str] = (),
 ) -> CacheEntry:
     """File a stage result under its key: `files` maps names in the entry to sources.
 
-    Written to a temporary directory and renamed into place; when another
-    build stored the same key meanwhile, its (identical) entry is kept.
+    `skip` names top-level members of stored directories that are not part
+    of the result (e.g. the output dir's `build.txt`, which every build writes
+    itself).  Written to a temporary directory and renamed into place; when
+    another build stored the same key meanwhile, its (identical) entry is kept.
     """
     final = entry_dir(cache, stage, key)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -311,6 +343,13 @@ def store(
             if not target.resolve().is_relative_to((tmp / FILES_DIR).resolve()):
                 raise ValueError(f"cache file name {name!r} leaves the entry")
             _copy(source, target)
+            for name_to_skip in skip:
+                extra = target / name_to_skip
+                if target.is_dir() and (extra.exists() or extra.is_symlink()):
+                    if extra.is_dir() and not extra.is_symlink():
+                        shutil.rmtree(extra)
+                    else:
+                        extra.unlink()
         (tmp / INPUTS_FILE).write_text(json.dumps(inputs, sort_keys=True, indent=2) + "\n")
         (tmp / USED_FILE).touch()
         if final.exists():
@@ -355,6 +394,7 @@ def cached_stage(
     run_stage: Callable[[], object],
     *,
     still_valid: Callable[[CacheEntry], bool] | None = None,
+    skip: Collection[str] = (),
 ) -> tuple[str, bool]:
     """Run a stage through the cache: (key, hit).
 
@@ -363,7 +403,7 @@ def cached_stage(
     on a miss `run_stage()` runs and `outputs` are stored under the key.
     `still_valid` may refuse a hit whose result depends on something outside
     the entry (e.g. the ostree stage's commit must still be in the cache
-    repo); a refused entry is replaced.
+    repo); a refused entry is replaced.  `skip`: see `store`.
     """
     key, data = stage_key(plan, stage, inputs)
     entry = lookup(cache, stage, key)
@@ -376,7 +416,7 @@ def cached_stage(
         log.info("cache entry %s %s is no longer valid; rebuilding", stage, key[:12])
         shutil.rmtree(entry.path)
     run_stage()
-    store(cache, stage, key, data, {n: p for n, p in outputs.items() if p.exists()})
+    store(cache, stage, key, data, {n: p for n, p in outputs.items() if p.exists()}, skip=skip)
     return key, False
 
 
@@ -501,7 +541,7 @@ def explain(
     cache = cache_dir or Path(plan.build.cachedir)
     if stage not in INPUTS:
         return f"{stage}: not cached (always runs)"
-    if stage != "ostree" and not commit_known(plan, inputs):
+    if stage in PREVIOUS and not commit_known(plan, inputs):
         return (f"{stage}: unknown until the ostree stage pulls {plan.ostree.ref} "
                 "(the commit is not pinned; see `eib lock`)")
     key, data = stage_key(plan, stage, inputs)
@@ -525,13 +565,20 @@ def explain_all(
     inputs: Mapping[str, Any] | None = None,
     *,
     cache_dir: Path | None = None,
-    stages: Sequence[str] = ("ostree", "image", "manifest", "publish"),
+    stages: Sequence[str] | None = None,
 ) -> str:
-    """`explain` for every stage, one block per stage (what `--explain-cache` prints)."""
+    """`explain` for every stage, one block per stage (what `--explain-cache` prints);
+    the Flatpak part comes after the image stage when the plan installs apps."""
+    if stages is None:
+        installs = plan.flatpak.enable and any(
+            r.enable and (r.apps or r.runtimes) for r in plan.flatpak.remotes.values()
+        )
+        stages = ("ostree", "image", *(("flatpak",) if installs else ()), "manifest", "publish")
     return "".join(explain(plan, s, inputs, cache_dir=cache_dir) + "\n" for s in stages)
 
 
 __all__ = [
+    "CACHED_PARTS",
     "CACHED_STAGES",
     "CacheEntry",
     "cached_stage",

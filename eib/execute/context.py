@@ -56,6 +56,7 @@ class BuildContext:
     deployment: Path | None = None
     stage: str = ""
     step: str = ""
+    cache_keys: dict[str, str] = field(default_factory=dict)  # stage → stage-cache key
 
     @property
     def os_var(self) -> Path:

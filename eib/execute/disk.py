@@ -294,6 +294,9 @@ def assemble_image(
     if deployment is None:
         log.warning("no ostree deployment under %s: no bootloader will be installed", sysroot)
 
+    # A missing signing key should fail the build before minutes of work, not after.
+    image = plan.image
+    signer = Signer(image.signing_keyid, image.gpg_homedir or None) if image.signing_keyid else None
     prepare_boot_files(plan, sysroot, deployment, source_date_epoch)
     tree_bytes, inode_count = measure_tree(sysroot)
     free = extra_space(tree_bytes, plan.image.extra_space)
@@ -340,7 +343,7 @@ def assemble_image(
 
     result = ImageResult(raw_image=raw, layout=layout, tree_bytes=tree_bytes)
     images = publish_outputs(
-        plan, raw, output_dir, work_dir, esp_file, source_date_epoch, sysroot, deployment
+        plan, raw, output_dir, work_dir, esp_file, source_date_epoch, sysroot, deployment, signer
     )
     manifest = {"images": {k: v.manifest() for k, v in images.items()}}
     manifest["images"]["full"]["partition_table"] = layout.table
@@ -359,6 +362,7 @@ def assemble_image(
         result.files += record.companions
     if esp_file is not None:
         esp_file.unlink(missing_ok=True)
+    shutil.rmtree(work_dir / "esp", ignore_errors=True)
     log.info("image outputs done in %.1f s", time.monotonic() - started)
     return result
 
@@ -372,10 +376,10 @@ def publish_outputs(
     epoch: int | None,
     sysroot: Path,
     deployment: Path | None,
+    signer: Signer | None,
 ) -> dict[str, Published]:
     """Compressed image (+ size, checksums, signatures), qcow2, ISO, boot.zip."""
     image = plan.image
-    signer = Signer(image.signing_keyid, image.gpg_homedir or None) if image.signing_keyid else None
     comp = compress.compressor(image.compression)
     compressed = output_dir / (plan.outputs.image + comp.suffix)
     if plan.outputs.compressed and plan.outputs.compressed.endswith(comp.suffix):
@@ -479,8 +483,9 @@ def _make_iso(
         images.mkdir()
         for src in (full.path, full.checksum, full.signature):
             if src is not None:
-                os.link(
-                    src, images / src.name
-                ) if src.stat().st_dev == images.stat().st_dev else shutil.copy(src, images)
+                try:
+                    os.link(src, images / src.name)  # no copy when on one file system
+                except OSError:
+                    shutil.copy(src, images)
         label = "".join(c for c in base.upper() if c.isalnum() or c == "_")[:32] or "EIB"
         xorriso.make_iso(dest, tree=tree, volume_id=label, efi_image=esp_file, date=epoch)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from eib.errors import BuildError
+from eib.errors import BuildError, EibError
 from eib.execute.context import BuildContext
 from eib.execute.hooks import run_hooks
 from eib.execute.mounts import cleanup_work_dir
@@ -35,5 +35,7 @@ def run_error_stage(ctx: BuildContext, failure: BuildError) -> None:
         from eib.secrets import resolve_secrets
 
         publish_error_log(ctx.plan, ctx.dirs.output, resolve_secrets(ctx.plan))
+    except EibError as err:
+        log.error("publishing the build log failed: %s", err)
     except Exception:
         log.exception("publishing the build log")

@@ -178,6 +178,27 @@ def installed_manifest(
     }
 
 
+def _apply_pins(plan: Plan, selection: Selection, system_dir: Path, env: dict[str, str]) -> None:
+    """Move each ref pinned by `eib lock` to its pinned commit (a no-op when it is already)."""
+    for name, remote in sorted(plan.flatpak.remotes.items()):
+        for ref, commit in sorted(remote.commits.items()):
+            if ref not in selection.refs:
+                log.info("pin of %s ignored: the build does not install it", ref)
+                continue
+            active = system_dir / ref / "active"
+            if active.is_symlink() and os.readlink(active)[:64] == commit:
+                continue
+            log.info("pinning %s to %s", ref, commit)
+            try:
+                flatpak(["update", "--system", "--noninteractive", "-y", f"--commit={commit}",
+                         ref], env=env)
+            except BuildError as err:
+                raise _error(
+                    f"commit {commit} of {ref} is no longer on remote {name} ({err.message}); "
+                    "run eib lock again"
+                ) from None
+
+
 def install_flatpaks(plan: Plan, deployment: Path, cache_dir: Path, manifest_dir: Path) -> None:
     """Install every configured app and runtime into the deployment's /var/lib/flatpak.
 
@@ -223,6 +244,7 @@ def _install(plan: Plan, deployment: Path, cache_dir: Path, manifest_dir: Path) 
             for line in proc.stdout.splitlines():
                 if line.strip():
                     log.info("flatpak: %s", line.strip())
+        _apply_pins(plan, selection, system_dir, env)
         for remote in remotes:
             if summaries[remote.name].appstream_ref(arch):
                 flatpak(

@@ -62,6 +62,8 @@ def hook_env(ctx: BuildContext) -> dict[str, str]:
     env.update(_variant_env(ctx.plan))
     env.update(ctx.env)
     d = ctx.dirs
+    # The legacy checkout (or the recipe's dir): hooks find their data files there.
+    srcdir = Path(ctx.plan.build.srcdir) if ctx.plan.build.srcdir else paths.SOURCE_DIR
     env.update(
         {
             "EIB_OUTDIR": str(d.output),
@@ -70,9 +72,9 @@ def hook_env(ctx: BuildContext) -> dict[str, str]:
             "EIB_CONTENTDIR": str(d.content),
             "EIB_MANIFESTDIR": str(d.manifest),
             "EIB_CACHEDIR": str(d.cache),
-            "EIB_SRCDIR": str(paths.SOURCE_DIR),
-            "EIB_DATADIR": str(paths.SOURCE_DIR / "data"),
-            "EIB_HELPERSDIR": str(paths.SOURCE_DIR / "helpers"),
+            "EIB_SRCDIR": str(srcdir),
+            "EIB_DATADIR": str(srcdir / "data"),
+            "EIB_HELPERSDIR": str(srcdir / "helpers"),
             "EIB_OUTVERSION": ctx.plan.outputs.outversion,
             "EIB_OSTREE_COMMIT": ctx.commit,
             "OSTREE_SYSROOT": str(d.sysroot),

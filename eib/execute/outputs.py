@@ -117,45 +117,39 @@ def compress_image(
 ) -> tuple[Published, str]:
     """Compress `raw` into `dest`, hashing and signing both on the way.
 
-    Returns the compressed file's record and the raw image's sha256.
+    gz goes through `ParallelGzip` (free space costs nothing); xz and zstd
+    through their multi-threaded command-line tools. Returns the compressed
+    file's record and the raw image's sha256.
     """
-    comp = compress.compressor(kind)
+    compress.compressor(kind)
     raw_sign = _sign_pipe(signer, raw_signature)
     comp_sig = dest.with_name(dest.name + ".asc")
     comp_sign = _sign_pipe(signer, comp_sig)
     raw_hash, comp_hash = hashlib.sha256(), hashlib.sha256()
-    proc = compress.start(comp.compress, stdout=subprocess.PIPE)
-    assert proc.stdin is not None and proc.stdout is not None
-    drain_error: list[BaseException] = []
+    with dest.open("wb") as sink:
 
-    def drain(out: IO[bytes]) -> None:
-        try:
-            with dest.open("wb") as sink:
-                while chunk := out.read(CHUNK):
-                    comp_hash.update(chunk)
-                    sink.write(chunk)
-                    if comp_sign:
-                        comp_sign.write(chunk)
-        except BaseException as err:
-            drain_error.append(err)
+        def emit(chunk: bytes) -> None:
+            comp_hash.update(chunk)
+            sink.write(chunk)
+            if comp_sign:
+                comp_sign.write(chunk)
 
-    drainer = threading.Thread(target=drain, args=(proc.stdout,), daemon=True)
-    drainer.start()
-    try:
-        with raw.open("rb") as source:
-            while chunk := source.read(CHUNK):
-                raw_hash.update(chunk)
-                proc.stdin.write(chunk)
-                if raw_sign:
-                    raw_sign.write(chunk)
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    finally:
-        drainer.join()
-        compress.finish(proc)
-    if drain_error:
-        raise BuildError(f"writing {dest.name} failed: {drain_error[0]}", stage="image")
+        def feed(write: Callable[[bytes], object]) -> None:
+            with raw.open("rb") as source:
+                while chunk := source.read(CHUNK):
+                    raw_hash.update(chunk)
+                    write(chunk)
+                    if raw_sign:
+                        raw_sign.write(chunk)
+
+        if kind == "gz":
+            writer = compress.ParallelGzip(emit)
+            feed(writer.write)
+            writer.close()
+        else:
+            # xz and zstd are faster reading the file than a pipe (they learn its
+            # size); the raw image's hash and signature read it alongside.
+            _through_tool(kind, raw, emit, dest, lambda: feed(lambda _chunk: None))
     for pipe in (raw_sign, comp_sign):
         if pipe:
             pipe.close()
@@ -169,6 +163,40 @@ def compress_image(
         signature=comp_sig if signer else None,
     )
     return record, raw_hash.hexdigest()
+
+
+def _through_tool(
+    kind: str,
+    raw: Path,
+    emit: Callable[[bytes], None],
+    dest: Path,
+    alongside: Callable[[], None],
+) -> None:
+    """Run the compressor on `raw`, `emit` its stdout, run `alongside` meanwhile."""
+    argv = (*compress.compressor(kind).compress, str(raw))
+    proc = compress.start(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            alongside()
+        except BaseException as err:
+            errors.append(err)
+
+    helper = threading.Thread(target=guarded, daemon=True)
+    helper.start()
+    try:
+        while chunk := proc.stdout.read(CHUNK):
+            emit(chunk)
+    except BaseException:
+        proc.kill()  # it would block on a full pipe otherwise
+        raise
+    finally:
+        helper.join()
+        compress.finish(proc)
+    if errors:
+        raise BuildError(f"reading {raw.name} for {dest.name} failed: {errors[0]}", stage="image")
 
 
 def finish_file(role: str, path: Path, signer: Signer | None, **extra: Any) -> Published:

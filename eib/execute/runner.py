@@ -157,19 +157,38 @@ def _stage_functions(assemble_disk: bool) -> dict[str, StageFn]:
     }
 
 
-def _run_stages(ctx: BuildContext, stages: Sequence[str], assemble_disk: bool) -> None:
+def _run_stages(
+    ctx: BuildContext,
+    stages: Sequence[str],
+    assemble_disk: bool,
+    use_cache: bool = True,
+    explain_cache: bool = False,
+) -> None:
+    from eib.execute.stage_cache import explain_stage, run_cached
+
     functions = _stage_functions(assemble_disk)
     planned: set[str] = {s.name for s in ctx.plan.stages} or set(BUILD_STAGES)
+    # A partial run (`--stages`) or one without a disk image is not a whole
+    # stage result: it is neither stored nor served from the cache.
+    caching = use_cache and assemble_disk and tuple(stages) == BUILD_STAGES
     for name in stages:
         if name not in planned:
             continue
         if name == "publish":
             save_plan_outputs(ctx.plan, ctx.dirs.output)
         ctx.stage, ctx.step = name, ""
+        if explain_cache:
+            reason = explain_stage(ctx, name)
+            log.info("cache: %s", reason)
+            ctx.monitor.message(f"cache: {reason}")
         ctx.monitor.stage(name)
         log.info("=== stage %s", name)
         started = time.monotonic()
-        functions[name](ctx)
+        if caching and name in ("ostree", "image", "manifest"):
+            if run_cached(ctx, name, lambda fn=functions[name]: fn(ctx)):  # type: ignore[misc]
+                ctx.monitor.message(f"{name}: reused from the stage cache")
+        else:
+            functions[name](ctx)
         ctx.monitor.stage_done(name, time.monotonic() - started)
     if "publish" not in stages or "publish" not in planned:
         save_plan_outputs(ctx.plan, ctx.dirs.output)
@@ -184,6 +203,8 @@ def execute(
     assemble_disk: bool = True,
     lock_timeout: float | None = None,
     monitor: Monitor | None = None,
+    use_cache: bool = True,
+    explain_cache: bool = False,
 ) -> BuildContext:
     """Build `plan`; raise BuildError (after the error stage) when a step fails."""
     monitor = monitor or NullMonitor()
@@ -200,7 +221,7 @@ def execute(
             ctx.env = plan_env(plan)
             try:
                 with terminate_as_error(), demo_server(ctx):
-                    _run_stages(ctx, stages, assemble_disk)
+                    _run_stages(ctx, stages, assemble_disk, use_cache, explain_cache)
             except BuildError as err:
                 failure = BuildError(
                     scrub(err.message),

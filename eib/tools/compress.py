@@ -55,11 +55,13 @@ def by_suffix(path: Path) -> Compressor | None:
     return next((c for c in COMPRESSORS.values() if path.name.endswith(c.suffix)), None)
 
 
-def start(argv: tuple[str, ...], stdout: IO[bytes] | int) -> subprocess.Popen[bytes]:
-    """Start a compressor reading stdin; the caller streams into it and waits."""
+def start(
+    argv: tuple[str, ...], stdout: IO[bytes] | int, stdin: IO[bytes] | int = subprocess.PIPE
+) -> subprocess.Popen[bytes]:
+    """Start a compressor; the caller streams through it and calls `finish`."""
     require(argv[0])
     log.debug("$ %s", shlex.join(argv))
-    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE)
+    return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
 
 
 def finish(proc: subprocess.Popen[bytes]) -> None:

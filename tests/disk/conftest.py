@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,7 @@ def make_plan(tmp_path: Path) -> Callable[..., Plan]:
 
 
 @pytest.fixture(scope="session")
-def gpg_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def gpg_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """(GNUPGHOME, fingerprint) of a throwaway signing key without passphrase."""
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
@@ -139,18 +139,23 @@ def gpg_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     subprocess.run(["gpgconf", "--kill", "all"], env=env, check=False)
 
 
-DEMO_CACHE_ENV = "EIB_TEST_CACHE"
+TEST_CACHE = Path(os.environ.get("EIB_TEST_CACHE", "/var/tmp/eib-test-cache"))
 
 
 @pytest.fixture(scope="session")
 def demo_paths() -> Any:
-    """The demo OS repos, built once per cache dir (`$EIB_TEST_CACHE`, default
-    /tmp/eib-test-cache) so repeated test runs reuse them."""
+    """The demo OS repo, built once and kept under `$EIB_TEST_CACHE` (default
+    /var/tmp/eib-test-cache) with the kernel .deb shared with the demo tests,
+    so reruns reuse it."""
     from eib.demo import ensure_demo
+    from eib.demo.kernel import current_kernel_package, fetch_kernel_deb
 
-    cache = Path(os.environ.get(DEMO_CACHE_ENV, "/tmp/eib-test-cache"))
-    cache.mkdir(parents=True, exist_ok=True)
-    return ensure_demo(cache, flatpak_builder=False)
+    package = current_kernel_package()
+    deb_dir = TEST_CACHE / "kernel" / package
+    fetch_kernel_deb(package, deb_dir)
+    return ensure_demo(
+        TEST_CACHE / "disk", deb_dir=deb_dir, kernel_package=package, flatpak_builder=False
+    )
 
 
 def deploy_demo(demo: Any, dest: Path) -> Path:

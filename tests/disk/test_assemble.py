@@ -317,3 +317,13 @@ def test_seeded_builds_are_byte_identical(
     assert COMMIT in debugfs(
         one.raw_image, part_offset(table, 3), f"ls /ostree/deploy/{OS_NAME}/deploy"
     )
+
+
+def test_unknown_signing_key_fails_before_assembly(
+    tmp_path: Path, sysroot: Path, make_plan: Callable[..., Plan], gpg_key: tuple[Path, str]
+) -> None:
+    home, _fpr = gpg_key
+    plan = make_plan(signing_keyid="0123456789ABCDEF", gpg_homedir=str(home))
+    with pytest.raises(BuildError, match="signing key '0123456789ABCDEF' is not in the secret"):
+        assemble(plan, sysroot, tmp_path)
+    assert not any((tmp_path / "work").iterdir())

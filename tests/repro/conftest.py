@@ -31,6 +31,7 @@ APP = "app/org.eib.Hello/x86_64/stable"
 RUNTIME = "runtime/org.eib.Platform/x86_64/1"
 FIRST_TIME = 1704067200  # 2024-01-01T00:00:00Z
 SECOND_TIME = 1706745600  # 2024-02-01T00:00:00Z
+KERNEL_VERSION = "6.1.0-repro"
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,16 @@ class Served:
 def commit_os(repo: Path, signer: Signer, marker: str, timestamp: int) -> str:
     """Commit a tiny tree on REF, signed, with a fixed time; update the signed summary."""
     tree = repo.parent / f".tree-{marker}"
-    (tree / "usr" / "lib").mkdir(parents=True, exist_ok=True)
+    modules = tree / "usr" / "lib" / "modules" / KERNEL_VERSION
+    modules.mkdir(parents=True, exist_ok=True)
+    (modules / "vmlinuz").write_bytes(b"not a real kernel\n")
+    (modules / "initramfs.img").write_bytes(b"not a real initramfs\n")
+    (tree / "usr" / "bin").mkdir(parents=True, exist_ok=True)
+    shutil.copy2("/bin/busybox", tree / "usr" / "bin" / "busybox")
+    (tree / "usr" / "bin" / "sh").symlink_to("busybox")
+    (tree / "bin").symlink_to("usr/bin")
+    (tree / "usr" / "etc").mkdir(exist_ok=True)
+    (tree / "usr" / "etc" / "os-release").write_text(f"ID=repro\nVERSION_ID={marker}\n")
     (tree / "usr" / "lib" / "os-release").write_text(f"ID=repro\nVERSION_ID={marker}\n")
     gpg = [f"--gpg-sign={signer.key_id}", f"--gpg-homedir={signer.homedir}"]
     try:

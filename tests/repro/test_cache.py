@@ -42,9 +42,11 @@ def test_keys_are_stable_and_cascade(tmp_path: Path, served: Served) -> None:
     base = stage_keys(_plan(recipe))
     assert base == stage_keys(_plan(recipe))
     assert len(set(base.values())) == 3
+    apps = stage_key(_plan(recipe), "flatpak")[0]
 
     (tmp_path / "r" / "hooks" / "image" / "60-bye").write_text("echo goodbye\n")
     hook = stage_keys(_plan(recipe))
+    assert stage_key(_plan(recipe), "flatpak")[0] == apps
     assert hook["ostree"] == base["ostree"]
     assert hook["image"] != base["image"]
     assert hook["manifest"] != base["manifest"]
@@ -62,6 +64,13 @@ def test_keys_are_stable_and_cascade(tmp_path: Path, served: Served) -> None:
 
     pins = stage_keys(_plan(recipe), {"flatpak_pins": {"apps": {"app/x": OTHER}}})
     assert pins["ostree"] == base["ostree"] and pins["image"] != base["image"]
+    assert stage_key(_plan(recipe), "flatpak", {"flatpak_pins": {"apps": {"app/x": OTHER}}}
+                     )[0] != apps
+    # The apps do not depend on the OS commit; the image does.
+    other_os = _plan(recipe).model_copy(
+        update={"ostree": _plan(recipe).ostree.model_copy(update={"commit": OTHER})})
+    assert stage_key(other_os, "flatpak")[0] == apps
+    assert stage_key(_plan(recipe, "flatpak.locales=[en]"), "flatpak")[0] != apps
 
 
 def test_inputs_hold_what_the_stage_reads(tmp_path: Path, served: Served) -> None:
@@ -94,6 +103,8 @@ def _populate(cache: Path, plan: Plan, inputs: dict[str, object], tmp_path: Path
         key, data = stage_key(plan, stage, runtime)
         store(cache, stage, key, data, {"result.txt": result})
         previous = key
+    key, data = stage_key(plan, "flatpak", inputs)
+    store(cache, "flatpak", key, data, {"result.txt": result})
 
 
 def test_explain_names_the_changed_hook(tmp_path: Path, served: Served, locked: Locked) -> None:
@@ -109,9 +120,9 @@ def test_explain_names_the_changed_hook(tmp_path: Path, served: Served, locked: 
     proc = eib("cache", "explain", recipe, "--lock", lock, "--cache-dir", cache)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert [line.split(" ")[:2] for line in lines[:3]] == [
-        ["ostree:", "hit"], ["image:", "hit"], ["manifest:", "hit"]]
-    assert lines[3] == "publish: not cached (always runs)"
+    assert [line.split(" ")[:2] for line in lines[:4]] == [
+        ["ostree:", "hit"], ["image:", "hit"], ["flatpak:", "hit"], ["manifest:", "hit"]]
+    assert lines[4] == "publish: not cached (always runs)"
 
     old_sha = plan.hooks_of("image")[0].sha256
     (tmp_path / "r" / "hooks" / "image" / "50-hello").write_text("echo changed\n")
@@ -123,7 +134,8 @@ def test_explain_names_the_changed_hook(tmp_path: Path, served: Served, locked: 
     assert lines[0].startswith("ostree: hit")
     assert lines[1] == (f"image: miss — hooks.image[0].sha256 changed: {old_sha[:8]}… → "
                         f"{new_sha[:8]}… (hooks/image/50-hello)")
-    assert lines[2].startswith("manifest: miss — the image stage's key changed: ")
+    assert lines[2].startswith("flatpak: hit")
+    assert lines[3].startswith("manifest: miss — the image stage's key changed: ")
 
 
 def test_explain_without_lock_and_without_entries(tmp_path: Path, served: Served) -> None:
@@ -224,12 +236,17 @@ def test_cached_stage_runs_once_and_restores(tmp_path: Path, served: Served) -> 
         (out / "disk.img").write_text(f"image {len(runs)}\n")
 
     out.mkdir()
-    key, hit = cached_stage(cache, plan, "image", None, {"out": out}, image_stage)
+    (out / "build.txt").write_text("log of the first build\n")
+    key, hit = cached_stage(cache, plan, "image", None, {"out": out}, image_stage,
+                            skip=["build.txt"])
     assert (hit, runs) == (False, [1])
+    stored = lookup(cache, "image", key)
+    assert stored is not None and not stored.file("out/build.txt").exists()
     shutil.rmtree(out)
     out.mkdir()
     (out / "build.txt").write_text("log of this build\n")
-    assert cached_stage(cache, plan, "image", None, {"out": out}, image_stage) == (key, True)
+    assert cached_stage(cache, plan, "image", None, {"out": out}, image_stage,
+                        skip=["build.txt"]) == (key, True)
     assert runs == [1]
     assert (out / "disk.img").read_text() == "image 1\n"
     assert (out / "build.txt").read_text() == "log of this build\n"

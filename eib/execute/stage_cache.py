@@ -1,0 +1,84 @@
+"""Running stages through the stage cache (`eib.execute.cache`).
+
+The ostree stage always resolves the ref (a pull of an unchanged ref fetches
+nothing), except when the plan pins a commit already in the cache repo.  The
+image and manifest stages are looked up by the sha256 of their inputs, which
+chain through the previous stage's key: an unchanged key restores the
+stored outputs instead of rebuilding; a changed one re-runs that stage and
+everything after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from eib.execute import cache
+from eib.execute.context import BuildContext
+
+log = logging.getLogger("eib.execute.cache")
+
+CACHED = ("ostree", "image", "manifest")
+
+
+def _commit_in_repo(ctx: BuildContext, commit: str) -> bool:
+    """The commit object is in the cache repo (prune or a cleared cache may remove it)."""
+    if len(commit) != 64:
+        return False
+    return (ctx.dirs.ostree_repo / "objects" / commit[:2] / f"{commit[2:]}.commit").is_file()
+
+
+def runtime_inputs(ctx: BuildContext) -> dict[str, Any]:
+    pins = {n: dict(r.commits) for n, r in ctx.plan.flatpak.remotes.items() if r.commits}
+    inputs: dict[str, Any] = {"flatpak_pins": pins}
+    if ctx.commit:
+        inputs["commit"] = ctx.commit
+    return inputs
+
+
+def explain_stage(ctx: BuildContext, stage: str) -> str:
+    if stage == "ostree" and not ctx.plan.ostree.commit:
+        return f"ostree: runs (resolves {ctx.plan.ostree.ref}; an unchanged ref pulls nothing)"
+    if stage not in CACHED:
+        return f"{stage}: not cached (always runs)"
+    return cache.explain(ctx.plan, stage, _with_previous(ctx, stage), cache_dir=ctx.dirs.cache)
+
+
+def _with_previous(ctx: BuildContext, stage: str) -> dict[str, Any]:
+    inputs = runtime_inputs(ctx)
+    previous = cache.PREVIOUS.get(stage)
+    if previous and previous in ctx.cache_keys:
+        inputs["previous"] = ctx.cache_keys[previous]
+    return inputs
+
+
+def run_cached(ctx: BuildContext, stage: str, run_stage: Callable[[], object]) -> bool:
+    """Run `stage` through the cache; True when its result came from the cache."""
+    dirs, plan = ctx.dirs, ctx.plan
+    if stage == "ostree":
+        pinned = plan.ostree.commit
+        if pinned and _commit_in_repo(ctx, pinned):
+            key, hit = cache.cached_stage(
+                dirs.cache, plan, "ostree", {"commit": pinned},
+                {"ostree.json": dirs.manifest / "ostree.json"}, run_stage,
+                still_valid=lambda entry: _commit_in_repo(ctx, pinned),
+            )
+            ctx.commit = ctx.commit or pinned
+        else:
+            run_stage()
+            key, data = cache.stage_key(plan, "ostree", {"commit": ctx.commit})
+            if cache.lookup(dirs.cache, "ostree", key) is None:
+                cache.store(dirs.cache, "ostree", key, data,
+                            {"ostree.json": dirs.manifest / "ostree.json"})
+            hit = False
+        ctx.cache_keys["ostree"] = key
+        return hit
+    outputs = {"out": dirs.output, "manifest": dirs.manifest}
+    key, hit = cache.cached_stage(
+        dirs.cache, plan, stage, _with_previous(ctx, stage), outputs, run_stage,
+        skip=[plan.outputs.log],
+    )
+    ctx.cache_keys[stage] = key
+    log.info("stage cache: %s %s (%s)", stage, "hit" if hit else "miss, stored", key[:12])
+    return hit

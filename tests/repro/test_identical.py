@@ -1,0 +1,85 @@
+"""Two builds of one locked plan — different cache, work and output dirs, clocks
+apart — give the same bytes: the raw image, the compressed image and the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from eib.lockfile import source_date_epoch
+from eib.tools.compress import COMPRESSORS
+
+from .conftest import EIB, Locked, eib_env
+
+SAME_BYTES = (".img.gz", ".img.gz.sha256", ".img.sha256", ".manifest.json", ".plan.json",
+              ".config.yaml")
+
+
+def _build(top: Path, plan: Path, epoch: int) -> subprocess.CompletedProcess[str]:
+    env = eib_env()
+    env["SOURCE_DATE_EPOCH"] = str(epoch)
+    return subprocess.run(
+        [*EIB, "run", "--plan", str(plan), "--dry-run", "--cache-dir", str(top / "cache"),
+         "--work-dir", str(top / "work"), "--output-dir", str(top / "out")],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )
+
+
+def _remove(path: Path) -> None:
+    subprocess.run(["chattr", "-R", "-f", "-i", str(path)], capture_output=True, check=False)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_builds_of_one_lock_are_byte_identical(tmp_path: Path, locked: Locked) -> None:
+    epoch = source_date_epoch(locked.lock, {}, locked.recipe)
+    plan_proc = subprocess.run(
+        [*EIB, "plan", str(locked.recipe), "--lock", str(locked.lock), "--json"],
+        capture_output=True, text=True, env={**eib_env(), "SOURCE_DATE_EPOCH": str(epoch)},
+        check=False,
+    )
+    assert plan_proc.returncode == 0, plan_proc.stderr
+    plan = tmp_path / "plan.json"
+    plan.write_text(plan_proc.stdout)
+
+    outs: list[Path] = []
+    try:
+        for name in ("first", "second"):
+            top = tmp_path / name
+            proc = _build(top, plan, epoch)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            outs.append(top / "out")
+            time.sleep(1.1)  # the second build runs on a later clock second
+    finally:
+        for name in ("first", "second"):
+            _remove(tmp_path / name / "work")
+
+    first, second = outs
+    names = sorted(p.name for p in first.iterdir() if p.name != "build.txt")
+    assert names == sorted(p.name for p in second.iterdir() if p.name != "build.txt")
+    compressed = [n for n in names if n.endswith(".img.gz")]
+    assert len(compressed) == 1
+    differ = [n for n in names if n.endswith(SAME_BYTES)
+              and (first / n).read_bytes() != (second / n).read_bytes()]
+    raws = [_raw_digest(out / compressed[0]) for out in outs]
+    assert raws[0][1] > 1 << 20
+    assert raws[0] == raws[1], "raw images differ"
+    assert differ == []
+
+
+def _raw_digest(compressed: Path) -> tuple[str, int]:
+    """sha256 and size of the decompressed image, streamed (it is a sparse GiB)."""
+    digest, size = hashlib.sha256(), 0
+    with subprocess.Popen([*COMPRESSORS["gz"].decompress, str(compressed)],
+                          stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    assert proc.returncode == 0
+    return digest.hexdigest(), size
