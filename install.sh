@@ -23,7 +23,7 @@ packages=(
   # OS trees and apps
   ostree flatpak bubblewrap
   # disk images, file systems, compression
-  e2fsprogs fdisk dosfstools mtools xz-utils zstd pigz zip xorriso qemu-utils
+  e2fsprogs fdisk dosfstools mtools xz-utils zstd pigz zip xorriso qemu-utils eatmydata
   # bootloaders the demo OS ships, its kernel's tools, its busybox
   grub-efi-amd64-bin grub-pc-bin grub-common busybox-static cpio kmod
   # signing, publishing

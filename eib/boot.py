@@ -117,13 +117,16 @@ def boot_image(
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
+        reason = "interrupted"
+        ended = started
         try:
             reason = _watch(proc, console, marker, started + timeout)
+            ended = time.monotonic()
         finally:
             if proc.poll() is None:
-                # The demo powers off after its marker; give it a moment, then stop it.
+                # The demo powers off after its marker: give it a moment, then stop it.
                 try:
-                    proc.wait(timeout=5)
+                    proc.wait(timeout=5 if reason == "marker" else 0.1)
                 except subprocess.TimeoutExpired:
                     proc.terminate()
                     try:
@@ -134,8 +137,7 @@ def boot_image(
             output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
         if output.strip():
             log.info("qemu: %s", output.strip())
-    seconds = time.monotonic() - started
-    return BootResult(reason == "marker", seconds, console, reason if reason else "timeout")
+    return BootResult(reason == "marker", ended - started, console, reason)
 
 
 def _watch(proc: subprocess.Popen[bytes], console: Path, marker: str, deadline: float) -> str:

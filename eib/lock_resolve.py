@@ -15,19 +15,17 @@ its server: a lock is only useful while its commits exist.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from eib.errors import BuildError, EibError, UserError
 from eib.lockfile import FlatpakPins, FlatpakRemotePin, LockEntry, OstreePin, variant_key
 from eib.model.plan import Plan
-from eib.tools.ostree import GPG_FAILURES, ostree
+from eib.tools.ostree import GPG_FAILURES, CommitInfo, ostree
+from eib.tools.ostree import commit_info as _commit_info
 from eib.tools.run import run
 
 log = logging.getLogger("eib.lock")
@@ -45,15 +43,6 @@ UNREACHABLE = (
     "no route to host",
 )
 MISSING = ("http 404", "no such file or directory", "not found")
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    """A resolved OSTree commit."""
-
-    commit: str
-    timestamp: int
-    version: str
 
 
 def _error(message: str) -> BuildError:
@@ -150,20 +139,6 @@ def _pull_metadata(repo: Path, url: str, ref: str, commit: str, what: str) -> No
                   check=False)
     if proc.returncode != 0:
         raise _pull_failure((proc.stderr or "") + (proc.stdout or ""), url, ref, commit, what)
-
-
-def _commit_info(repo: Path, rev: str) -> CommitInfo:
-    shown = ostree(["show", f"--repo={repo}", rev]).stdout
-    first = re.match(r"commit ([0-9a-f]{64})$", shown.splitlines()[0] if shown else "")
-    if first is None:
-        raise _error(f"cannot read commit {rev}")
-    commit = first.group(1)
-    date = re.search(r"^Date:\s+(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000$", shown, re.M)
-    if date is None:
-        raise _error(f"cannot read the time of commit {commit}")
-    stamp = datetime.strptime(date.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-    version = re.search(r"^Version:\s+(.*)$", shown, re.M)
-    return CommitInfo(commit, int(stamp.timestamp()), version.group(1).strip() if version else "")
 
 
 def resolve_ostree_ref(url: str, ref: str, keys: Sequence[Path], *, commit: str = "",

@@ -7,7 +7,10 @@ order, so each can be developed and tested alone.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 
 from eib.execute.context import BuildContext
 from eib.execute.deploy import deploy
@@ -37,4 +40,35 @@ def run_image_stage(ctx: BuildContext, *, assemble_disk: bool = True) -> None:
     ctx.monitor.step("assemble disk image")
     from eib.execute.disk import assemble_image
 
-    assemble_image(plan, dirs.sysroot, dirs.output, dirs.work, dirs.manifest)
+    assemble_image(plan, dirs.sysroot, dirs.output, dirs.work, dirs.manifest,
+                   seed=reproducible_seed(ctx), source_date_epoch=source_date_epoch(ctx))
+
+
+def reproducible_seed(ctx: BuildContext) -> str:
+    """Where the image's UUIDs, volume ids and hash seeds come from.
+
+    The same inputs (commit, outputs' names, image and Flatpak sections) give
+    the same seed whatever the cache, work or output dirs, so two builds of
+    one locked plan write identical file systems.
+    """
+    plan = ctx.plan
+    data = {
+        "commit": ctx.commit,
+        "outversion": plan.outputs.outversion,
+        "image": plan.image.model_dump(mode="json"),
+        "flatpak": plan.flatpak.model_dump(mode="json"),
+        "hooks": [h.sha256 for h in plan.hooks],
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def source_date_epoch(ctx: BuildContext) -> int | None:
+    """SOURCE_DATE_EPOCH when set, else a pinned commit's own time (a locked build)."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if value.isdigit():
+        return int(value)
+    if ctx.plan.ostree.commit and ctx.commit:
+        from eib.tools.ostree import commit_info
+
+        return commit_info(ctx.dirs.ostree_repo, ctx.commit).timestamp
+    return None

@@ -8,9 +8,12 @@ command lands in the build log exactly as a person would retype it.
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from eib.errors import BuildError
@@ -100,6 +103,30 @@ def pull(repo: Path, remote: str, ref: str, commit: str = "") -> None:
 
 def rev_parse(repo: Path, ref: str) -> str:
     return ostree(["rev-parse", f"--repo={repo}", ref]).stdout.strip()
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """What `ostree show` says of a commit."""
+
+    commit: str
+    timestamp: int
+    version: str
+
+
+def commit_info(repo: Path, rev: str) -> CommitInfo:
+    """The commit `rev` resolves to, with its time (a locked build's SOURCE_DATE_EPOCH)."""
+    shown = ostree(["show", f"--repo={repo}", rev]).stdout
+    first = re.match(r"commit ([0-9a-f]{64})$", shown.splitlines()[0] if shown else "")
+    if first is None:
+        raise BuildError(f"cannot read commit {rev}")
+    commit = first.group(1)
+    date = re.search(r"^Date:\s+(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000$", shown, re.M)
+    if date is None:
+        raise BuildError(f"cannot read the time of commit {commit}")
+    stamp = datetime.strptime(date.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    version = re.search(r"^Version:\s+(.*)$", shown, re.M)
+    return CommitInfo(commit, int(stamp.timestamp()), version.group(1).strip() if version else "")
 
 
 def set_ref(repo: Path, ref: str, commit: str) -> None:
