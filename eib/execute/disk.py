@@ -223,6 +223,32 @@ def _copy_into(image: Path, part_file: Path, offset: int) -> None:
                 dst.write(chunk)
 
 
+def clamp_mtimes(sysroot: Path, epoch: int) -> int:
+    """Set every modification time later than `epoch` to `epoch` (SOURCE_DATE_EPOCH's rule).
+
+    Files written during the build (deployment, /etc merge, hooks, Flatpaks)
+    carry the build's clock; older times (ostree's canonical 0) are content
+    and stay. Deployment roots are immutable, so their bit is lifted meanwhile.
+    """
+    roots = find_deployments(sysroot)
+    for root in roots:
+        run(["chattr", "-i", str(root)])
+    changed = 0
+    try:
+        for dirpath, dirnames, filenames in os.walk(sysroot):
+            for name in [*dirnames, *filenames]:
+                path = os.path.join(dirpath, name)
+                if os.lstat(path).st_mtime > epoch:
+                    os.utime(path, (epoch, epoch), follow_symlinks=False)
+                    changed += 1
+        if os.lstat(sysroot).st_mtime > epoch:
+            os.utime(sysroot, (epoch, epoch))
+    finally:
+        for root in roots:
+            run(["chattr", "+i", str(root)])
+    return changed
+
+
 def write_root(
     plan: Plan,
     image: Path,
@@ -298,6 +324,9 @@ def assemble_image(
     image = plan.image
     signer = Signer(image.signing_keyid, image.gpg_homedir or None) if image.signing_keyid else None
     prepare_boot_files(plan, sysroot, deployment, source_date_epoch)
+    if source_date_epoch is not None:
+        clamped = clamp_mtimes(sysroot, source_date_epoch)
+        log.info("clamped %d modification times to %d", clamped, source_date_epoch)
     tree_bytes, inode_count = measure_tree(sysroot)
     free = extra_space(tree_bytes, plan.image.extra_space)
     fs_size, force_inodes = root_fs_size(tree_bytes, inode_count, free)

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import COMMIT, OS_NAME, deployment_rel
-from helpers import (
+from .conftest import COMMIT, OS_NAME, deployment_rel
+from .helpers import (
     debugfs,
     gpg_verify,
     mcopy_out,
@@ -172,7 +172,7 @@ def test_dos_without_resize_has_no_marker(
 
 
 def test_arm64_pinebookpro_layout(tmp_path: Path, make_plan: Callable[..., Plan]) -> None:
-    from conftest import build_sysroot
+    from .conftest import build_sysroot
 
     sysroot = build_sysroot(tmp_path, None)
     uboot = sysroot / deployment_rel() / "usr" / "lib" / "u-boot" / "pinebookpro"

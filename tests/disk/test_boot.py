@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import deploy_demo, make_mutable
+from .conftest import deploy_demo, make_mutable
 
 from eib.execute.disk import assemble_image
 from eib.model.plan import Plan
@@ -33,7 +33,7 @@ def eib(*args: str | Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def demo_image(tmp_path_factory: pytest.TempPathFactory, demo_paths: Any) -> Iterator[Path]:
     """The demo deployment assembled into a zstd-compressed GPT image."""
-    from conftest import compile_plan
+    from .conftest import compile_plan
 
     from eib.demo import OS_NAME
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import COMMIT, OS_NAME
+from .conftest import COMMIT, OS_NAME
 
 from eib.execute.disk import assemble_image
 from eib.execute.disk_layout import DPS_ROOT_GUID, ESP_GUID

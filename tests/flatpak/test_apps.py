@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Repos
+    from .conftest import Repos
 
 Cmd = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -17,7 +17,7 @@ from eib.errors import UserError
 from eib.execute.flatpak_install import install_flatpaks, system_installation
 
 if TYPE_CHECKING:
-    from conftest import Repos, Server
+    from .conftest import Repos, Server
 
 FlatpakCmd = Callable[..., subprocess.CompletedProcess[str]]
 
