@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -35,19 +35,19 @@ app.add_typer(legacy_app, name="legacy")
 
 # Options shared by every command that picks a variant.
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file, or a legacy config dir")]
-ProductOpt = Annotated[Optional[str], typer.Option("--product", "-p", help="Product")]
-BranchOpt = Annotated[Optional[str], typer.Option("--branch", "-b", help="Branch")]
-ArchOpt = Annotated[Optional[str], typer.Option("--arch", "-a", help="amd64, arm64 or i386")]
-PlatformOpt = Annotated[Optional[str], typer.Option("--platform", help="Platform")]
+ProductOpt = Annotated[str | None, typer.Option("--product", "-p", help="Product")]
+BranchOpt = Annotated[str | None, typer.Option("--branch", "-b", help="Branch")]
+ArchOpt = Annotated[str | None, typer.Option("--arch", "-a", help="amd64, arm64 or i386")]
+PlatformOpt = Annotated[str | None, typer.Option("--platform", help="Platform")]
 PersonalityOpt = Annotated[
-    Optional[str], typer.Option("--personality", "-P", help="Personality")
+    str | None, typer.Option("--personality", "-P", help="Personality")
 ]
 SetOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", help="Override a value: section.key=value (repeatable)"),
 ]
 LocaldirOpt = Annotated[
-    Optional[Path], typer.Option("--localdir", "-d", help="Legacy local settings dir")
+    Path | None, typer.Option("--localdir", "-d", help="Legacy local settings dir")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
@@ -99,16 +99,16 @@ def plan(
     localdir: LocaldirOpt = None,
     json_: JsonOpt = False,
     explain: Annotated[
-        Optional[str], typer.Option("--explain", help="Show where section.key was set")
+        str | None, typer.Option("--explain", help="Show where section.key was set")
     ] = None,
     diff: Annotated[
-        Optional[Path], typer.Option("--diff", help="Compare with a saved plan JSON")
+        Path | None, typer.Option("--diff", help="Compare with a saved plan JSON")
     ] = None,
     matrix: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--matrix", help="attr=v1,v2: compile the cross product (repeatable)"),
     ] = None,
-    lock: Annotated[Optional[Path], typer.Option("--lock", help="Use pinned inputs")] = None,
+    lock: Annotated[Path | None, typer.Option("--lock", help="Use pinned inputs")] = None,
 ) -> None:
     """Compile RECIPE for one variant and show the plan."""
     from eib.commands.plan import run_plan
@@ -162,7 +162,7 @@ def apps(
         str, typer.Option("--group-by", help="Group by 'runtime' or 'nature'")
     ] = "runtime",
     trim: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--trim", help="Propose apps to drop to save at least BYTES of download"),
     ] = None,
     json_: JsonOpt = False,
@@ -192,7 +192,7 @@ def schema() -> None:
 @app.command()
 def run(
     recipe: Annotated[
-        Optional[Path], typer.Argument(help="Recipe YAML file, or a legacy config dir")
+        Path | None, typer.Argument(help="Recipe YAML file, or a legacy config dir")
     ] = None,
     product: ProductOpt = None,
     branch: BranchOpt = None,
@@ -202,36 +202,36 @@ def run(
     set_: SetOpt = None,
     localdir: LocaldirOpt = None,
     plan_file: Annotated[
-        Optional[Path], typer.Option("--plan", help="Run a saved plan JSON instead of a recipe")
+        Path | None, typer.Option("--plan", help="Run a saved plan JSON instead of a recipe")
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", "-n", help="Build everything but do not publish")
     ] = False,
     stages: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--stages", help="Comma-separated subset of ostree,image,manifest,publish"),
     ] = None,
     no_disk: Annotated[
         bool, typer.Option("--no-disk", help="Stop the image stage after deployment and Flatpaks")
     ] = False,
     cache_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--cache-dir", envvar="EIB_CACHE_DIR", help="Default /var/cache/eib"),
     ] = None,
     work_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--work-dir", envvar="EIB_WORK_DIR", help="Default /var/tmp/eib"),
     ] = None,
     output_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--output-dir", envvar="EIB_OUTPUT_DIR", help="Default <work-dir>/out"),
     ] = None,
     lock_timeout: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--lock-timeout", help="Seconds to wait for the cache lock (0: fail at once)"),
     ] = None,
     lock: Annotated[
-        Optional[Path], typer.Option("--lock", help="Build the commits pinned by `eib lock`")
+        Path | None, typer.Option("--lock", help="Build the commits pinned by `eib lock`")
     ] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Neither reuse nor store stage results")
@@ -266,11 +266,11 @@ def run(
 def publish(
     output_dir: Annotated[Path, typer.Argument(help="Output dir of a finished build")],
     plan_file: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--plan", help="The build's plan JSON (default: the one in OUTPUT_DIR)"),
     ] = None,
     recipe: Annotated[
-        Optional[Path], typer.Option("--recipe", help="Recipe YAML file, or a legacy config dir")
+        Path | None, typer.Option("--recipe", help="Recipe YAML file, or a legacy config dir")
     ] = None,
     product: ProductOpt = None,
     branch: BranchOpt = None,
@@ -304,11 +304,11 @@ def lock(
     set_: SetOpt = None,
     localdir: LocaldirOpt = None,
     matrix: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--matrix", help="attr=v1,v2: lock the cross product (repeatable)"),
     ] = None,
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Lock file (default <recipe>.lock)")
+        Path | None, typer.Option("--output", "-o", help="Lock file (default <recipe>.lock)")
     ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Verify the lock's commits are still on the servers")
@@ -332,7 +332,7 @@ cache_app = typer.Typer(help="Show and bound the stage cache.", no_args_is_help=
                         rich_markup_mode=None)
 app.add_typer(cache_app, name="cache")
 CacheDirOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--cache-dir", envvar="EIB_CACHE_DIR", help="Default /var/cache/eib"),
 ]
 
@@ -368,7 +368,7 @@ def cache_explain(
     personality: PersonalityOpt = None,
     set_: SetOpt = None,
     localdir: LocaldirOpt = None,
-    lock_file: Annotated[Optional[Path], typer.Option("--lock", help="Use pinned inputs")] = None,
+    lock_file: Annotated[Path | None, typer.Option("--lock", help="Use pinned inputs")] = None,
     cache_dir: CacheDirOpt = None,
 ) -> None:
     """Say, per stage, whether a build of RECIPE would reuse the cache, and why not."""
@@ -387,7 +387,7 @@ def cache_explain(
 @app.command("demo-os")
 def demo_os(
     dir_: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--dir", help="Demo dir (default: $EIB_CACHE_DIR/demo, /var/cache/eib/demo)"),
     ] = None,
     serve: Annotated[bool, typer.Option("--serve", help="Serve on 127.0.0.1 until Ctrl-C")] = False,
@@ -411,11 +411,11 @@ def legacy_show_config(
     personality: PersonalityOpt = None,
     localdir: LocaldirOpt = None,
     sysconfdir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--sysconfdir", help="System config dir (default /etc/eos-image-builder)"),
     ] = None,
     srcdir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--srcdir", help="Checkout holding the config dir (default: its parent)"),
     ] = None,
     resolved: Annotated[
@@ -464,9 +464,9 @@ def boot(
     firmware: Annotated[str, typer.Option("--firmware", help="uefi or bios")] = "uefi",
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait")] = 300,
     expect: Annotated[
-        Optional[str], typer.Option("--expect", help="Success text (default: demo marker)")
+        str | None, typer.Option("--expect", help="Success text (default: demo marker)")
     ] = None,
-    log: Annotated[Optional[Path], typer.Option("--log", help="Serial console log file")] = None,
+    log: Annotated[Path | None, typer.Option("--log", help="Serial console log file")] = None,
 ) -> None:
     """Boot IMAGE in QEMU (TCG) and wait for the expected text on the serial console."""
     from eib.commands.boot import run_boot

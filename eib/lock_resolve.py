@@ -24,13 +24,13 @@ from pathlib import Path
 from eib.errors import BuildError, EibError, UserError
 from eib.lockfile import FlatpakPins, FlatpakRemotePin, LockEntry, OstreePin, variant_key
 from eib.model.plan import Plan
+from eib.tools.keys import key_files
 from eib.tools.ostree import GPG_FAILURES, CommitInfo, ostree
 from eib.tools.ostree import commit_info as _commit_info
 from eib.tools.run import run
 
 log = logging.getLogger("eib.lock")
 
-ARMOR_HEADER = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 REMOTE = "lock"
 UNREACHABLE = (
     "couldn't connect",
@@ -78,21 +78,6 @@ def key_fingerprints(key_file: Path) -> list[str]:
     if not fingerprints:
         raise UserError(f"no public key in {key_file}")
     return fingerprints
-
-
-def key_files(keys: Sequence[str], scratch: Path) -> list[Path]:
-    """The plan's `ostree.gpg_keys` as files: paths as they are, inline keys written out."""
-    files: list[Path] = []
-    for index, key in enumerate(keys):
-        if key.lstrip().startswith(ARMOR_HEADER):
-            path = scratch / f"key{index}.asc"
-            path.write_text(key)
-        else:
-            path = Path(key)
-            if not path.is_file():
-                raise UserError(f"GPG key file {path} does not exist", key="ostree.gpg_keys")
-        files.append(path)
-    return files
 
 
 @contextmanager

@@ -16,28 +16,17 @@ from pathlib import Path
 
 from eib.errors import BuildError
 from eib.execute.context import BuildContext
-from eib.tools import ostree
+from eib.tools import keys, ostree
 from eib.tools.ostree import GpgVerifyError
 
 log = logging.getLogger("eib.execute.ostree")
 
 CACHE_REPO_MODE = "bare"
-ARMOR_HEADER = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 
 
 def key_files(ctx: BuildContext, scratch: Path) -> list[Path]:
-    """The plan's GPG keys as files: paths are used as they are, inline keys are written out."""
-    files: list[Path] = []
-    for i, key in enumerate(ctx.plan.ostree.gpg_keys):
-        if key.lstrip().startswith(ARMOR_HEADER):
-            path = scratch / f"key{i}.asc"
-            path.write_text(key)
-        else:
-            path = Path(key)
-            if not path.is_file():
-                raise BuildError(f"GPG key file {path} (ostree.gpg_keys) does not exist")
-        files.append(path)
-    return files
+    """The plan's OSTree keys as files (see `eib.tools.keys`)."""
+    return keys.key_files(ctx.plan.ostree.gpg_keys, scratch)
 
 
 def pull_with_retries(ctx: BuildContext, repo: Path) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from eib.digest import sha256_file
 from eib.errors import BuildError
 from eib.tools import compress
 from eib.tools.gpg import Signer
@@ -62,14 +63,6 @@ def write_checksum(path: Path, digest: str, name: str | None = None) -> Path:
     dest = path.with_name(path.name + ".sha256")
     dest.write_text(f"{digest}  {name or path.name}\n")
     return dest
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        while chunk := data.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _SignPipe:

@@ -6,7 +6,6 @@ The list uses `sha256sum`'s format so that downloaders check a build with
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,15 +16,6 @@ log = logging.getLogger("eib.publish")
 
 SUMS_NAME = "SHA256SUMS"
 SIGNATURE_NAME = "SHA256SUMS.asc"
-CHUNK = 1024 * 1024
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sums_text(entries: Iterable[tuple[str, str]]) -> str:

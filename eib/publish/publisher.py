@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from eib.digest import sha256_file
 from eib.errors import BuildError, UserError
 from eib.model.plan import Plan
-from eib.publish.checksums import SIGNATURE_NAME, SUMS_NAME, sha256_file, sign_detached, write_sums
+from eib.publish.checksums import SIGNATURE_NAME, SUMS_NAME, sign_detached, write_sums
 from eib.publish.targets import (
     MARKER,
     STAGE,

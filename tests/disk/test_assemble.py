@@ -10,6 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from eib.errors import BuildError
+from eib.execute.disk import ImageResult, assemble_image
+from eib.execute.disk_layout import DPS_ROOT_GUID, ESP_GUID, MiB
+from eib.model.plan import Plan
+
 from .conftest import COMMIT, OS_NAME, deployment_rel
 from .helpers import (
     debugfs,
@@ -21,11 +27,6 @@ from .helpers import (
     sh,
     sha256sum_check,
 )
-
-from eib.errors import BuildError
-from eib.execute.disk import ImageResult, assemble_image
-from eib.execute.disk_layout import DPS_ROOT_GUID, ESP_GUID, MiB
-from eib.model.plan import Plan
 
 ROOT_SHARE = f"/{deployment_rel()}/usr/share"
 

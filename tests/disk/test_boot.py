@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from .conftest import deploy_demo, make_mutable
 
 from eib.execute.disk import assemble_image
 from eib.model.plan import Plan
+
+from .conftest import deploy_demo, make_mutable
 
 pytestmark = [
     pytest.mark.boot,
@@ -33,9 +34,9 @@ def eib(*args: str | Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def demo_image(tmp_path_factory: pytest.TempPathFactory, demo_paths: Any) -> Iterator[Path]:
     """The demo deployment assembled into a zstd-compressed GPT image."""
-    from .conftest import compile_plan
-
     from eib.demo import OS_NAME
+
+    from .conftest import compile_plan
 
     base = tmp_path_factory.mktemp("demo-image")
     sysroot = deploy_demo(demo_paths, base)

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from .conftest import COMMIT, OS_NAME
 
 from eib.execute.disk import assemble_image
 from eib.execute.disk_layout import DPS_ROOT_GUID, ESP_GUID
 from eib.model.plan import Plan
+
+from .conftest import COMMIT, OS_NAME
 
 
 def eib(*args: str | Path) -> subprocess.CompletedProcess[str]:
