@@ -9,6 +9,7 @@ appeared on it before the timeout.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from eib.inspect import raw_image
 from eib.tools.run import require
 
 log = logging.getLogger("eib.boot")
+BOOT_LOG_DIR = Path(os.environ.get("EIB_WORK_DIR") or "/var/tmp/eib") / "boot"
 
 Firmware = Literal["uefi", "bios"]
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -103,7 +105,9 @@ def boot_image(
     if firmware == "uefi" and not OVMF_CODE.is_file():
         raise BuildError(f"UEFI firmware {OVMF_CODE} is missing (install the ovmf package)")
     marker = expect or default_marker()
-    console = log_file or image.with_name(f"{image.name}.{firmware}.console.log")
+    # Not beside the image: an output dir is what gets published.
+    console = log_file or BOOT_LOG_DIR / f"{image.name}.{firmware}.console.log"
+    console.parent.mkdir(parents=True, exist_ok=True)
     console.parent.mkdir(parents=True, exist_ok=True)
     console.write_bytes(b"")
     with raw_image(image) as raw, tempfile.TemporaryDirectory(prefix="eib-boot-") as tmp:

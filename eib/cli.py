@@ -466,7 +466,10 @@ def boot(
     expect: Annotated[
         str | None, typer.Option("--expect", help="Success text (default: demo marker)")
     ] = None,
-    log: Annotated[Path | None, typer.Option("--log", help="Serial console log file")] = None,
+    log: Annotated[
+        Path | None,
+        typer.Option("--log", help="Serial console log (default /var/tmp/eib/boot/…)"),
+    ] = None,
 ) -> None:
     """Boot IMAGE in QEMU (TCG) and wait for the expected text on the serial console."""
     from eib.commands.boot import run_boot
