@@ -57,6 +57,7 @@ class BuildContext:
     stage: str = ""
     step: str = ""
     cache_keys: dict[str, str] = field(default_factory=dict)  # stage → stage-cache key
+    use_cache: bool = False  # this run reuses and stores stage results
 
     @property
     def os_var(self) -> Path:

@@ -31,7 +31,16 @@ def run_image_stage(ctx: BuildContext, *, assemble_disk: bool = True) -> None:
         ctx.monitor.step("install Flatpaks")
         from eib.execute.flatpak_install import install_flatpaks
 
-        install_flatpaks(plan, ctx.deployment, dirs.cache, dirs.manifest)
+        deployment = ctx.deployment
+        if ctx.use_cache:
+            from eib.execute.stage_cache import run_cached_flatpak
+
+            if run_cached_flatpak(ctx, lambda: install_flatpaks(
+                plan, deployment, dirs.cache, dirs.manifest
+            )):
+                ctx.monitor.message("Flatpaks: reused from the stage cache")
+        else:
+            install_flatpaks(plan, deployment, dirs.cache, dirs.manifest)
 
     if not assemble_disk:
         log.info("disk assembly skipped (--no-disk)")

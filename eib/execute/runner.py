@@ -171,6 +171,7 @@ def _run_stages(
     # A partial run (`--stages`) or one without a disk image is not a whole
     # stage result: it is neither stored nor served from the cache.
     caching = use_cache and assemble_disk and tuple(stages) == BUILD_STAGES
+    ctx.use_cache = caching
     for name in stages:
         if name not in planned:
             continue

@@ -53,6 +53,24 @@ def _with_previous(ctx: BuildContext, stage: str) -> dict[str, Any]:
     return inputs
 
 
+def run_cached_flatpak(ctx: BuildContext, install: Callable[[], object]) -> bool:
+    """The Flatpak installation through the cache: it depends on the remotes, refs and
+    pins only, so a changed image hook restores it instead of installing again."""
+    from eib.execute.flatpak_install import MANIFEST_FRAGMENT, system_installation
+
+    assert ctx.deployment is not None
+    outputs = {
+        "lib-flatpak": system_installation(ctx.deployment),
+        MANIFEST_FRAGMENT: ctx.dirs.manifest / MANIFEST_FRAGMENT,
+    }
+    key, hit = cache.cached_stage(
+        ctx.dirs.cache, ctx.plan, "flatpak", runtime_inputs(ctx), outputs, install
+    )
+    ctx.cache_keys["flatpak"] = key
+    log.info("stage cache: flatpak %s (%s)", "hit" if hit else "miss, stored", key[:12])
+    return hit
+
+
 def run_cached(ctx: BuildContext, stage: str, run_stage: Callable[[], object]) -> bool:
     """Run `stage` through the cache; True when its result came from the cache."""
     dirs, plan = ctx.dirs, ctx.plan
