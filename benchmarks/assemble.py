@@ -281,7 +281,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=560)
     parser.add_argument("--dir", type=Path, default=None, help="Work dir (default: a temp dir)")
-    parser.add_argument("--json", type=Path, default=Path("assemble-benchmark.json"))
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path(__file__).resolve().parent / "results" / "assemble.json",
+    )
     parser.add_argument("--skip-legacy", action="store_true")
     args = parser.parse_args()
     if os.geteuid() != 0 and not args.skip_legacy:
@@ -344,6 +348,7 @@ def main() -> int:
         for name, value in ratios.items():
             print(f"{name:<24} {value:5.2f}× (wall)")
         print(f"load average at the end: {load:.1f} (other work on the machine skews wall times)")
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
         print(f"\nwrote {args.json}")
     finally:
