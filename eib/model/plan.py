@@ -28,7 +28,7 @@ REDACTED = "<redacted>"
 
 
 class PlanModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class HookStep(PlanModel):

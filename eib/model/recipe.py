@@ -25,7 +25,7 @@ Scalar = str | int | float | bool | None
 class Section(BaseModel):
     """Base of every known section: strict, closed, documented."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class Variant(Section):
@@ -192,7 +192,7 @@ class Demo(Section):
 class Recipe(BaseModel):
     """A whole recipe after layering: what the compiler turns into a plan."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     eib: Literal[1] = 1
     build: Build = Field(default_factory=Build)
@@ -211,7 +211,7 @@ class Recipe(BaseModel):
 class Overlay(BaseModel):
     """A conditional layer (only for the JSON Schema; the loader reads it raw)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     when: dict[str, str | list[str]]
 
@@ -219,7 +219,7 @@ class Overlay(BaseModel):
 class RecipeFile(BaseModel):
     """One recipe file as written (for the JSON Schema editors validate against)."""
 
-    model_config = ConfigDict(extra="allow", title="eib recipe")
+    model_config = ConfigDict(extra="allow", title="eib recipe", defer_build=True)
 
     eib: Literal[1] = 1
     extends: list[str] = Field(default_factory=list)
