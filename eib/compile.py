@@ -36,7 +36,7 @@ from eib.model.plan import (
     Step,
 )
 from eib.model.recipe import HOOK_GROUPS, Recipe
-from eib.paths import BUILTIN_HOOKS_DIR
+from eib.paths import BUILTIN_HOOKS_DIR, SYSCONFDIR
 
 DEFAULT_CACHE_DIR = "/var/cache/eib"
 COMPRESSED_SUFFIX = {"gz": "img.gz", "xz": "img.xz", "zstd": "img.zst"}
@@ -155,7 +155,7 @@ def _set_build(
         srcdir=str(srcdir),
         localdir=str(localdir.resolve()) if localdir else "",
         localdatadir=str(localdir.resolve() / "data") if localdir else "",
-        sysconfdir="/etc/eib",
+        sysconfdir=SYSCONFDIR,
     )
     tree.data["build"] = build
     for key, value in build.items():

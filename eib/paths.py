@@ -13,3 +13,7 @@ BUILTIN_HOOKS_DIR = SOURCE_DIR / "hooks"
 SHELL_LIBRARY = SOURCE_DIR / "compat" / "eib.sh"
 LEGACY_CONFIG_DIR = SOURCE_DIR / "config"
 RECIPES_DIR = SOURCE_DIR / "recipes"
+# The host's private build config (signing keyring, ssh key, AWS credentials,
+# system config.ini/private.ini): kept at the legacy builder's path so
+# existing hosts and hooks work unchanged, whichever recipe format they use.
+SYSCONFDIR = "/etc/eos-image-builder"

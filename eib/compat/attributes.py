@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from eib.errors import UserError, did_you_mean
+from eib.paths import SYSCONFDIR
 
 ATTRIBUTES = ("product", "branch", "arch", "platform", "personality")
 # Every key eib sets in [build] before the files are read.
@@ -27,7 +28,7 @@ BUILD_KEYS = (
     "localdatadir",
 )
 SUPPORTED_ARCHES = ("amd64", "arm64", "i386")
-DEFAULT_SYSCONFDIR = Path("/etc/eos-image-builder")
+DEFAULT_SYSCONFDIR = Path(SYSCONFDIR)
 DEFAULT_CACHEDIR = Path("/var/cache/eib")
 _HOST_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 

@@ -51,7 +51,7 @@ class Build(Variant):
     srcdir: str = ""
     localdir: str = ""
     localdatadir: str = ""
-    sysconfdir: str = "/etc/eib"
+    sysconfdir: str = "/etc/eos-image-builder"
 
 
 class Ostree(Section):

@@ -24,8 +24,6 @@ def comparable(plan: Plan) -> dict[str, Any]:
     """The plan minus what names the recipe file itself and known differences."""
     data: dict[str, Any] = json.loads(plan.to_json())
     del data["recipe"], data["digest"]
-    # The compiler's default sysconfdir differs between the two paths.
-    del data["build"]["sysconfdir"], data["env"]["EIB_SYSCONFDIR"]
     for secret in data["secrets"]:
         del secret["where"]  # the INI file vs the YAML layer that holds it
     return data
