@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -83,6 +84,8 @@ def stream_command(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # Its own process group, so whatever it leaves running can be ended with it.
+        start_new_session=True,
     ) as proc:
         assert proc.stdout is not None
         try:
@@ -103,6 +106,7 @@ def stream_command(
                     continue
                 if exited_at is None:
                     exited_at = time.monotonic()
+                    _kill_group(proc.pid, logger, prefix)
                     if after_exit is not None:
                         after_exit()
                 elif time.monotonic() - exited_at > GRACE_SECONDS:
@@ -113,6 +117,16 @@ def stream_command(
         except BaseException:
             # Interrupted (SIGTERM, Ctrl-C): do not leave the command running.
             proc.kill()
+            _kill_group(proc.pid, logger, prefix)
             raise
         status = proc.wait()
     return status, tail
+
+
+def _kill_group(pgid: int, logger: logging.Logger, prefix: str) -> None:
+    """End the processes a command left in its group (e.g. `daemon &` in a hook)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
+    logger.warning("%sleft background processes; they were killed", prefix)

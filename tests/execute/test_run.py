@@ -340,3 +340,26 @@ def test_arm64_deploys_with_uboot_env(build: Build, served: Served, signing: Sig
     uenv = (boot / "loader" / "uEnv.txt").read_text()
     assert f"/boot/ostree/{OS_NAME}-" in uenv and "vmlinuz-6.1.0-eibtest" in uenv
     assert "bootargs=console=ttyS0 quiet ostree=/ostree/boot." in uenv
+
+
+def test_host_hook_background_processes_do_not_outlive_it(
+    build: Build, served: Served, signing: Signing
+) -> None:
+    recipe_dir = build.recipe.parent
+    pidfile = build.top / "daemon.pid"
+    write_hook(recipe_dir, "image", "30-daemon", f"""
+        sleep 600 &
+        echo $! > {pidfile}
+        echo started a daemon
+    """)
+    write_recipe(recipe_dir, served, signing, hooks={"image": ["30-daemon"]})
+    proc = build.run("--stages", "ostree,image", "--no-disk")
+    assert proc.returncode == 0, proc.stderr + (build.out / "build.txt").read_text()[-2000:]
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stat = Path(f"/proc/{pid}/stat")
+    state = stat.read_text().split()[2] if stat.exists() else ""
+    assert state in ("", "Z"), f"the hook's background process {pid} is still running"
+    assert "left background processes; they were killed" in (build.out / "build.txt").read_text()
