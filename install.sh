@@ -40,14 +40,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ] || [ "${CI:-}" = "true" ]; then
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${packages[@]}"
-fi
+# Always refresh the package lists: the demo OS fetches the current Debian
+# kernel with `apt-get download`, which needs them.
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${packages[@]}"
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
