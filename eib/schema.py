@@ -7,8 +7,41 @@ checks it), so editors validate against exactly what eib accepts.
 from __future__ import annotations
 
 import json
+from typing import Literal
 
-from eib.model.recipe import RecipeFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from eib.model.recipe import Demo, Flatpak, Hooks, Image, Ostree, Publish, Secret, Variant
+
+# The models of a recipe file as written live here rather than in
+# eib.model.recipe: only the schema needs them, and every model class costs
+# start-up time of each `eib plan`.
+
+
+class Overlay(BaseModel):
+    """A conditional layer (only for the JSON Schema; the loader reads it raw)."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    when: dict[str, str | list[str]]
+
+
+class RecipeFile(BaseModel):
+    """One recipe file as written (for the JSON Schema editors validate against)."""
+
+    model_config = ConfigDict(extra="allow", title="eib recipe", defer_build=True)
+
+    eib: Literal[1] = 1
+    extends: list[str] = Field([])
+    variant: Variant | None = None
+    ostree: Ostree | None = None
+    image: Image | None = None
+    flatpak: Flatpak | None = None
+    hooks: Hooks | None = None
+    publish: Publish | None = None
+    secrets: dict[str, Secret] | None = None
+    demo: Demo | None = None
+    overlays: list[Overlay] = Field([])
 
 
 def _allow_add_del(node: object) -> object:

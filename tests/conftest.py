@@ -1,4 +1,6 @@
-"""Suite-wide setup: the `eib` the tests run is the one of this interpreter."""
+"""Suite-wide setup: the `eib` the tests run is the one of this interpreter,
+and it runs in-process: tests of the warm server (tests/server) turn it on
+with their own socket directory, so no test leaves a server behind."""
 
 from __future__ import annotations
 
@@ -9,3 +11,4 @@ from pathlib import Path
 # Tests run `eib` as a subprocess; make it the console script installed next
 # to the interpreter running pytest (the project's .venv), whatever PATH says.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+os.environ["EIB_SERVER"] = "off"

@@ -10,9 +10,8 @@ localdir's.
 from __future__ import annotations
 
 import platform as host_platform
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from eib.errors import Origin, UserError, did_you_mean
 from eib.load.yamlfile import KeyPath, YamlDoc, load_yaml
@@ -24,8 +23,7 @@ FILE_KEYS = ("eib", "extends", "variant", "overlays")
 VARIANT_DEFAULTS = {"product": "eoscustom", "branch": "master", "personality": "base"}
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     """One slice of configuration: a file's body or one of its overlays."""
 
     label: str

@@ -6,8 +6,6 @@ thing.  The digest is the sha256 of the canonical JSON (sorted keys, no
 digest field), which makes plans diffable and cache keys cheap.
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 from typing import Any, Literal
@@ -27,8 +25,10 @@ PLAN_FORMAT: Literal[1] = 1
 REDACTED = "<redacted>"
 
 
+# Built when defined (no defer_build, annotations as real objects) so that
+# Plan reuses the schemas of its parts and of the recipe sections.
 class PlanModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class HookStep(PlanModel):
@@ -111,7 +111,7 @@ class Plan(PlanModel):
         data = self.model_dump(mode="json", exclude={"digest"})
         return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
-    def with_digest(self) -> Plan:
+    def with_digest(self) -> "Plan":
         digest = "sha256:" + hashlib.sha256(self.canonical_json().encode()).hexdigest()
         return self.model_copy(update={"digest": digest})
 

@@ -10,8 +10,6 @@ List fields accept either a plain list (the exact final list) or
 so the models only ever see plain lists.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -22,13 +20,20 @@ HOOK_GROUPS = ("content", "image", "manifest", "publish", "error")
 Scalar = str | int | float | bool | None
 
 
+# Start-up cost (`eib plan` runs hundreds of times a day): annotations here are
+# real objects, not strings, so pydantic need not compile and evaluate each
+# one; and the sections are built when defined (no defer_build) so that
+# Recipe and Plan reuse their validators instead of generating each one again.
+
+
 class Section(BaseModel):
     """Base of every known section: strict, closed, documented."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class Variant(Section):
+# Only the JSON Schema validates a bare variant; Build, its subclass, is built.
+class Variant(Section, defer_build=True):
     """The attributes that pick one image out of a recipe's many."""
 
     product: str = Field("eoscustom", description="Product name, e.g. eos")
@@ -40,7 +45,7 @@ class Variant(Section):
     personality: str = Field("base", description="Image personality, e.g. base, en, pt_BR")
 
 
-class Build(Variant):
+class Build(Variant, defer_build=False):
     """The resolved `build` section: the variant plus derived facts."""
 
     arch: Literal["amd64", "arm64", "i386"] = "amd64"
@@ -63,11 +68,11 @@ class Ostree(Section):
     ref_deploy: str = Field("", description="Ref the deployed OS follows; default: ref")
     remote: str = Field("eos", description="Remote name inside the image")
     os: str = Field("eos", description="OS name (the stateroot)")
-    gpg_keys: list[str] = Field(default_factory=list, description="ASCII-armoured public keys")
+    gpg_keys: list[str] = Field([], description="ASCII-armoured public keys")
     commit: str = Field("", description="Pin: the exact commit to pull (see `eib lock`)")
     p2p: bool = Field(False, description="Set a collection id on the deploy remote")
     collection_id: str = Field("", description="Collection id of the deploy remote (p2p)")
-    kernel_args: list[str] = Field(default_factory=list, description="Extra kernel arguments")
+    kernel_args: list[str] = Field([], description="Extra kernel arguments")
     pull_retries: int = Field(3, ge=0, description="Retries of a failed pull, with backoff")
     prune_keep: int = Field(3, ge=1, description="Commits of the ref kept in the cache repo")
 
@@ -95,9 +100,9 @@ class Image(Section):
     hostname: str = Field("", description="Host name of the installed OS")
     xkb_layout: str = Field("", description="Keyboard layout, e.g. br")
     xkb_variant: str = Field("", description="Keyboard layout variant")
-    settings: list[str] = Field(default_factory=list, description="GSettings defaults")
-    settings_locks: list[str] = Field(default_factory=list, description="Locked GSettings")
-    icon_grid: list[str] = Field(default_factory=list, description="Desktop icon grid")
+    settings: list[str] = Field([], description="GSettings defaults")
+    settings_locks: list[str] = Field([], description="Locked GSettings")
+    icon_grid: list[str] = Field([], description="Desktop icon grid")
 
 
 class FlatpakRemote(Section):
@@ -113,17 +118,13 @@ class FlatpakRemote(Section):
     enable: bool = Field(True, description="Install from this remote")
     gpg_key: str = Field("", description="ASCII-armoured public key of the remote")
     collection_id: str = Field("", description="Collection id (p2p)")
-    apps: list[str] = Field(default_factory=list, description="Apps: ID or ID//BRANCH")
-    runtimes: list[str] = Field(default_factory=list, description="Runtimes installed explicitly")
+    apps: list[str] = Field([], description="Apps: ID or ID//BRANCH")
+    runtimes: list[str] = Field([], description="Runtimes installed explicitly")
     exclude: list[str] = Field(
-        default_factory=list, description="Refs that must not be installed, even as dependencies"
+        [], description="Refs that must not be installed, even as dependencies"
     )
-    allow_extra_data: list[str] = Field(
-        default_factory=list, description="Refs allowed to download extra data"
-    )
-    commits: dict[str, str] = Field(
-        default_factory=dict, description="Pins, ref → commit (written by `eib lock`)"
-    )
+    allow_extra_data: list[str] = Field([], description="Refs allowed to download extra data")
+    commits: dict[str, str] = Field({}, description="Pins, ref → commit (written by `eib lock`)")
 
 
 class Flatpak(Section):
@@ -131,21 +132,21 @@ class Flatpak(Section):
 
     enable: bool = Field(True, description="Install Flatpaks at all")
     arch: str = Field("", description="Flatpak arch; default from the build arch")
-    locales: list[str] = Field(default_factory=list, description="Locales of locale extensions")
+    locales: list[str] = Field([], description="Locales of locale extensions")
     set_extra_languages: bool = Field(
         False, description="Write the locales as xa.extra-languages too"
     )
-    remotes: dict[str, FlatpakRemote] = Field(default_factory=dict, description="By name")
+    remotes: dict[str, FlatpakRemote] = Field({}, description="By name")
 
 
 class Hooks(Section):
     """The hooks to run, one list per group, run in lexical order."""
 
-    content: list[HookName] = Field(default_factory=list, description="Before the deployment")
-    image: list[HookName] = Field(default_factory=list, description="On the deployed tree")
-    manifest: list[HookName] = Field(default_factory=list, description="Manifest fragments")
-    publish: list[HookName] = Field(default_factory=list, description="After publishing")
-    error: list[HookName] = Field(default_factory=list, description="When a build fails")
+    content: list[HookName] = Field([], description="Before the deployment")
+    image: list[HookName] = Field([], description="On the deployed tree")
+    manifest: list[HookName] = Field([], description="Manifest fragments")
+    publish: list[HookName] = Field([], description="After publishing")
+    error: list[HookName] = Field([], description="When a build fails")
 
 
 class PublishTarget(Section):
@@ -171,7 +172,7 @@ class Publish(Section):
         "${build:personality}/${build:build_version}",
         description="Key prefix / directory of one build below each target",
     )
-    targets: list[PublishTarget] = Field(default_factory=list)
+    targets: list[PublishTarget] = Field([])
 
 
 class Secret(Section):
@@ -194,44 +195,20 @@ class Recipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
+    # Lambdas, not the classes: pydantic inspects a factory's signature, and a
+    # model class's signature is generated on first use (~0.3 ms each).
     eib: Literal[1] = 1
-    build: Build = Field(default_factory=Build)
-    ostree: Ostree = Field(default_factory=Ostree)
-    image: Image = Field(default_factory=Image)
-    flatpak: Flatpak = Field(default_factory=Flatpak)
-    hooks: Hooks = Field(default_factory=Hooks)
-    publish: Publish = Field(default_factory=Publish)
-    secrets: dict[str, Secret] = Field(default_factory=dict)
-    demo: Demo = Field(default_factory=Demo)
+    build: Build = Field(default_factory=lambda: Build())
+    ostree: Ostree = Field(default_factory=lambda: Ostree())
+    image: Image = Field(default_factory=lambda: Image())
+    flatpak: Flatpak = Field(default_factory=lambda: Flatpak())
+    hooks: Hooks = Field(default_factory=lambda: Hooks())
+    publish: Publish = Field(default_factory=lambda: Publish())
+    secrets: dict[str, Secret] = Field({})
+    demo: Demo = Field(default_factory=lambda: Demo())
     extra: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Sections eib does not know; exported to hooks"
+        {}, description="Sections eib does not know; exported to hooks"
     )
-
-
-class Overlay(BaseModel):
-    """A conditional layer (only for the JSON Schema; the loader reads it raw)."""
-
-    model_config = ConfigDict(extra="allow", defer_build=True)
-
-    when: dict[str, str | list[str]]
-
-
-class RecipeFile(BaseModel):
-    """One recipe file as written (for the JSON Schema editors validate against)."""
-
-    model_config = ConfigDict(extra="allow", title="eib recipe", defer_build=True)
-
-    eib: Literal[1] = 1
-    extends: list[str] = Field(default_factory=list)
-    variant: Variant | None = None
-    ostree: Ostree | None = None
-    image: Image | None = None
-    flatpak: Flatpak | None = None
-    hooks: Hooks | None = None
-    publish: Publish | None = None
-    secrets: dict[str, Secret] | None = None
-    demo: Demo | None = None
-    overlays: list[Overlay] = Field(default_factory=list)
 
 
 KNOWN_SECTIONS = tuple(
