@@ -52,7 +52,7 @@ def run_status(as_json: bool) -> None:
     sys.stdout.write(f"{'pid':>8}  {'up':>8}  {'served':>6}  code\n")
     for row in rows:
         up = f"{now - row['started']:.0f}s"
-        code = "current" if row["current"] else "older eib (exits when idle)"
+        code = "current" if row["current"] else "other code or settings (exits when idle)"
         sys.stdout.write(f"{row['pid']:>8}  {up:>8}  {row['served']:>6}  {code}\n")
 
 

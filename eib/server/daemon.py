@@ -33,7 +33,7 @@ from eib.server.address import ServerAddress, code_fingerprint, runtime_dir
 if TYPE_CHECKING:
     import click
 
-IDLE_SECONDS = 900.0  # EIB_SERVER_IDLE overrides
+IDLE_SECONDS = 1800.0  # EIB_SERVER_IDLE overrides
 CHECK_SECONDS = 30.0  # how often an idle server checks that its code is unchanged
 REQUEST_TIMEOUT = 5.0
 BACKLOG = 64
