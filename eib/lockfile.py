@@ -179,36 +179,6 @@ def _set_value(text: str) -> str:
     return text if yaml.safe_load(text) == text else f'"{text}"'
 
 
-def apply_lock_sets(
-    lock: Path,
-    recipe: Path,
-    variant: dict[str, str],
-    *,
-    sets: list[str] | None = None,
-    localdir: Path | None = None,
-) -> list[str]:
-    """The extra `--set` overrides that make a compile build the locked commits.
-
-    Pass the command line's own `sets`/`localdir` when there are any, so a
-    `--set ostree.ref=...` that no longer matches the lock is refused.
-    """
-    entry = lock_entry_for(lock, recipe, variant, sets, localdir)
-    return [f"ostree.commit={_set_value(entry.ostree.commit)}"]
-
-
-def flatpak_pins(lock: Path, variant: dict[str, str], recipe: Path | None = None) -> dict[
-    str, dict[str, str]
-]:
-    """remote → {ref → commit} for the Flatpak installer.
-
-    `variant` is either a resolved build (all five attributes, e.g.
-    `plan.build.model_dump()`) or, with `recipe` given, the attributes as
-    typed on the command line.
-    """
-    entry = _entry(lock, variant, recipe)
-    return {name: dict(remote.refs) for name, remote in entry.flatpak.remotes.items()}
-
-
 def source_date_epoch(lock: Path, variant: dict[str, str], recipe: Path | None = None) -> int:
     """The pinned OSTree commit's timestamp: the build time of a locked build."""
     return _entry(lock, variant, recipe).ostree.timestamp
@@ -233,13 +203,12 @@ __all__ = [
     "LockEntry",
     "LockFile",
     "OstreePin",
-    "apply_lock_sets",
     "build_version_of",
     "default_lock_path",
     "dump_lock",
     "find_entry",
-    "flatpak_pins",
     "lock_entry_for",
+    "locked_inputs",
     "read_lock",
     "source_date_epoch",
     "variant_key",

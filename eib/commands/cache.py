@@ -99,27 +99,22 @@ def cache_plan(
     lock: Path | None,
     cache: Path,
 ) -> tuple[Plan, dict[str, Any]]:
-    """The plan a build of RECIPE would run (locked: pinned commit, commit-time build
-    version) and the run-time cache inputs known before it starts."""
+    """The plan a build of RECIPE would run and the run-time cache inputs known
+    before it starts.  Locked, it is compiled exactly as `eib plan --lock` and
+    `eib run --lock` compile it (pinned commits, commit-time build version), so
+    the keys explained are the keys those builds use."""
     from eib.compile import compile_recipe
+    from eib.execute.stage_cache import pinned_flatpak_commits
 
     build_version = None
-    inputs: dict[str, Any] = {}
     if lock is not None:
-        from eib.lockfile import (
-            apply_lock_sets,
-            build_version_of,
-            flatpak_pins,
-            lock_entry_for,
-        )
+        from eib.lockfile import locked_inputs
 
-        entry = lock_entry_for(lock, recipe, variant, sets, localdir)
-        sets = [*sets, *apply_lock_sets(lock, recipe, variant, sets=sets, localdir=localdir)]
-        build_version = build_version_of(entry.ostree.timestamp)
-        inputs["flatpak_pins"] = flatpak_pins(lock, entry.variant)
+        pins, build_version = locked_inputs(lock, recipe, variant, sets=sets, localdir=localdir)
+        sets = [*sets, *pins]
     plan = compile_recipe(recipe, variant, sets, localdir, cachedir=str(cache),
                           build_version=build_version).plan
-    return plan, inputs
+    return plan, {"flatpak_pins": pinned_flatpak_commits(plan)}
 
 
 def run_cache_explain(

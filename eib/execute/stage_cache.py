@@ -16,6 +16,7 @@ from typing import Any
 
 from eib.execute import cache
 from eib.execute.context import BuildContext
+from eib.model.plan import Plan
 
 log = logging.getLogger("eib.execute.cache")
 
@@ -29,9 +30,13 @@ def _commit_in_repo(ctx: BuildContext, commit: str) -> bool:
     return (ctx.dirs.ostree_repo / "objects" / commit[:2] / f"{commit[2:]}.commit").is_file()
 
 
+def pinned_flatpak_commits(plan: Plan) -> dict[str, dict[str, str]]:
+    """remote → {ref → commit} of the plan's pins (a locked plan carries them)."""
+    return {n: dict(r.commits) for n, r in plan.flatpak.remotes.items() if r.commits}
+
+
 def runtime_inputs(ctx: BuildContext) -> dict[str, Any]:
-    pins = {n: dict(r.commits) for n, r in ctx.plan.flatpak.remotes.items() if r.commits}
-    inputs: dict[str, Any] = {"flatpak_pins": pins}
+    inputs: dict[str, Any] = {"flatpak_pins": pinned_flatpak_commits(ctx.plan)}
     if ctx.commit:
         inputs["commit"] = ctx.commit
     return inputs

@@ -23,7 +23,8 @@ from eib.execute.cache import (
     stage_keys,
     store,
 )
-from eib.model.plan import Plan
+from eib.execute.stage_cache import pinned_flatpak_commits
+from eib.model.plan import Plan, load_plan_json
 
 from .conftest import Locked, Served, eib, write_recipe
 
@@ -136,6 +137,28 @@ def test_explain_names_the_changed_hook(tmp_path: Path, served: Served, locked: 
                         f"{new_sha[:8]}… (hooks/image/50-hello)")
     assert lines[2].startswith("flatpak: hit")
     assert lines[3].startswith("manifest: miss — the image stage's key changed: ")
+
+
+def test_explain_of_a_locked_recipe_uses_the_keys_a_locked_build_uses(
+    tmp_path: Path, served: Served, locked: Locked
+) -> None:
+    """`cache explain --lock` compiles as `eib plan --lock` does: a cache filled from
+    that plan (what `eib run --plan` and `eib run --lock` store) is all hits."""
+    recipe = write_recipe(tmp_path / "r", served)
+    lock = tmp_path / "r" / "recipe.lock"
+    shutil.copy(locked.lock, lock)
+    cache = tmp_path / "cache"
+    proc = eib("plan", recipe, "--lock", lock, "--json", cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    plan = load_plan_json(proc.stdout)
+    assert plan.flatpak.remotes["apps"].commits  # the lock pins the Flatpaks too
+    _populate(cache, plan, {"flatpak_pins": pinned_flatpak_commits(plan)}, tmp_path)
+
+    proc = eib("cache", "explain", recipe, "--lock", lock, "--cache-dir", cache, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split(" ")[:2] for line in proc.stdout.splitlines()] == [
+        ["ostree:", "hit"], ["image:", "hit"], ["flatpak:", "hit"], ["manifest:", "hit"],
+        ["publish:", "not"]]
 
 
 def test_explain_without_lock_and_without_entries(tmp_path: Path, served: Served) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from eib.errors import BuildError, UserError
 from eib.lock_resolve import check_commit_available, key_fingerprints
-from eib.lockfile import apply_lock_sets, flatpak_pins, source_date_epoch
+from eib.lockfile import locked_inputs, source_date_epoch
 
 from .conftest import (
     APP,
@@ -65,10 +66,14 @@ def test_lock_pins_the_served_commits(locked: Locked, served: Served) -> None:
             }
         },
     }
-    assert flatpak_pins(locked.lock, entry["variant"]) == {
-        "apps": {APP: served.rev_parse(APP, "flatpak"),
-                 RUNTIME: served.rev_parse(RUNTIME, "flatpak")}
-    }
+    pins, build_version = locked_inputs(locked.lock, locked.recipe, {"product": "repro"})
+    flatpak_commits = {APP: served.rev_parse(APP, "flatpak"),
+                       RUNTIME: served.rev_parse(RUNTIME, "flatpak")}
+    assert pins == [
+        f"ostree.commit={served.rev_parse(REF)}",
+        f"flatpak.remotes.apps.commits={json.dumps(dict(sorted(flatpak_commits.items())))}",
+    ]
+    assert build_version == time.strftime("%y%m%d-%H%M%S", time.gmtime(FIRST_TIME))
     assert source_date_epoch(locked.lock, {"product": "repro"}, locked.recipe) == FIRST_TIME
 
 
@@ -136,11 +141,9 @@ def test_lock_made_for_another_url_or_ref_is_refused(
     assert "run `eib lock` again" in proc.stderr
     assert f"now pulls ref {REF} from {served.url}/elsewhere" in proc.stderr
     with pytest.raises(UserError, match="run `eib lock` again"):
-        apply_lock_sets(locked.lock, locked.recipe, {},
-                        sets=["ostree.ref=os/repro/amd64/other"])
-    assert apply_lock_sets(locked.lock, locked.recipe, {}) == [
-        f"ostree.commit={served.rev_parse(REF)}"
-    ]
+        locked_inputs(locked.lock, locked.recipe, {}, sets=["ostree.ref=os/repro/amd64/other"])
+    pins, _ = locked_inputs(locked.lock, locked.recipe, {})
+    assert pins[0] == f"ostree.commit={served.rev_parse(REF)}"
 
 
 def test_broken_lock_file_is_a_user_error(tmp_path: Path, locked: Locked) -> None:
