@@ -239,6 +239,7 @@ def adopt_caller(request: dict[str, Any], fds: list[int]) -> None:
     os.umask(int(request["umask"]))
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in request["env"].items()})
+    time.tzset()  # local time follows the caller's TZ, as it would in its own process
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
     sys.stdin = _text_stream(0, "r", sys.__stdin__, unbuffered)
     sys.stdout = _text_stream(1, "w", sys.__stdout__, unbuffered)
