@@ -106,7 +106,9 @@ class Server:
         selector.register(self.wake_r, selectors.EVENT_READ, "signal")
         next_check = time.monotonic() + CHECK_SECONDS
         while not (self.stopping and not self.children):
-            timeout = min(CHECK_SECONDS, max(0.0, self.last_active + self.idle - time.monotonic()))
+            idle_left = self.last_active + self.idle - time.monotonic()
+            # With children running, their SIGCHLD wakes us; idleness cannot end yet.
+            timeout = CHECK_SECONDS if self.children else min(CHECK_SECONDS, max(0.0, idle_left))
             for key, _ in selector.select(timeout):
                 if key.data == "accept":
                     self._accept()
@@ -155,7 +157,9 @@ class Server:
         for fd in fds:
             os.close(fd)
         try:
-            if op == "status":
+            if op == "run":  # the caller runs the command itself
+                wire.send(conn, {"error": "stopping" if self.stopping else "bad request"})
+            elif op == "status":
                 wire.send(conn, self.status())
             elif op == "stop":
                 self.stopping = True

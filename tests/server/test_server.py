@@ -317,3 +317,33 @@ def test_a_reader_that_stops_early_sees_the_same_as_in_process(eib: Eib, unbuffe
 
     assert status(server=True) == status(server=False)
     assert eib.current()["served"] == 1  # type: ignore[index]
+
+
+def test_stop_lets_running_commands_finish_while_callers_run_in_process(
+    eib: Eib, tmp_path: Path
+) -> None:
+    eib.start()
+    saved = eib("plan", DEMO, "--json")
+    fifo = tmp_path / "plan.json"
+    os.mkfifo(fifo)
+    blocked = subprocess.Popen(
+        [EIB, "plan", str(DEMO), "--diff", str(fifo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=eib.env,
+    )
+    eib.wait_for(lambda: (eib.current() or {}).get("running") == 1)
+    assert eib("server", "stop").stdout.startswith("stopped eib server ")
+
+    meanwhile = eib("validate", DEMO)  # the server takes no new command: in-process
+    assert meanwhile.returncode == 0, meanwhile.stderr
+    assert meanwhile.stdout.startswith("ok: eib-demo-master-amd64-amd64.251128-094000.base ")
+
+    with open(fifo, "w") as pipe:  # lets the running command read its --diff file
+        pipe.write(saved.stdout)
+    out, err = blocked.communicate(timeout=60)
+    (tmp_path / "saved.json").write_text(saved.stdout)
+    alone = eib("plan", DEMO, "--diff", tmp_path / "saved.json", server=False)
+    assert (blocked.returncode, out, err) == (0, alone.stdout, alone.stderr)
+    eib.wait_for(lambda: eib.sockets() == [], timeout=30)
