@@ -4,8 +4,9 @@ A server must never answer with code other than the caller's: the socket
 name carries a hash of everything that decides what code runs (the
 interpreter, the import path, the mtime and size of every eib module, the
 mtime of every import path directory, which changes when packages are
-installed or removed) and of the settings the server's streams were set up
-with (locale and PYTHON* variables).  Computing it costs about a millisecond.
+installed or removed), of the file system the caller sees (its root and
+mount namespace) and of the settings the server's streams were set up with
+(locale and PYTHON* variables).  Computing it costs about a millisecond.
 It guards against stale code, not against an adversary (the directory is
 the user's own), so two zlib checksums do: hashlib's OpenSSL binding alone
 would cost the client more than everything else it imports.
@@ -73,7 +74,7 @@ def code_fingerprint(
         path_entries = sys.path if sys.flags.safe_path else sys.path[1:]
     entries = path_entries
     env = os.environ if environ is None else environ
-    parts = [f"{sys.executable}\0{sys.version}\0{os.getuid()}\0"]
+    parts = [f"{sys.executable}\0{sys.version}\0{os.getuid()}\0{_file_system_view()}\0"]
     for name in sorted(env):
         if name.startswith(("PYTHON", "LC_")) or name in STARTUP_VARIABLES:
             parts.append(f"env {name}={env[name]}\0")
@@ -87,6 +88,17 @@ def code_fingerprint(
         parts.append(f"module {relative} {info.st_mtime_ns} {info.st_size}\0")
     data = "".join(parts).encode(errors="surrogateescape")
     return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
+
+
+def _file_system_view() -> str:
+    """The caller's root and mount namespace: a caller in a chroot or a container
+    resolves paths differently, so it must get a server that sees what it sees."""
+    root = os.stat("/")
+    try:
+        namespace = os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        namespace = "?"
+    return f"root {root.st_dev}:{root.st_ino} {namespace}"
 
 
 def _module_stats(package_dir: str) -> list[tuple[str, os.stat_result]]:

@@ -347,3 +347,18 @@ def test_stop_lets_running_commands_finish_while_callers_run_in_process(
     alone = eib("plan", DEMO, "--diff", tmp_path / "saved.json", server=False)
     assert (blocked.returncode, out, err) == (0, alone.stdout, alone.stderr)
     eib.wait_for(lambda: eib.sockets() == [], timeout=30)
+
+
+def test_a_caller_in_another_mount_namespace_gets_its_own_server() -> None:
+    """Paths mean what the caller's namespace says: its fingerprint differs."""
+    program = "from eib.server.address import code_fingerprint; print(code_fingerprint())"
+
+    def fingerprint(*prefix: str) -> str:
+        done = subprocess.run(
+            [*prefix, sys.executable, "-c", program], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    here = fingerprint()
+    assert fingerprint() == here
+    assert fingerprint("unshare", "--mount") != here
