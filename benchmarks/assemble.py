@@ -33,7 +33,7 @@ import yaml
 SRC = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(SRC))
 
-from eib.compile import compile_recipe  # noqa: E402
+from eib.compile.compiler import compile_recipe  # noqa: E402
 from eib.execute.disk import assemble_image, find_deployments  # noqa: E402
 from eib.execute.disk_layout import extra_space  # noqa: E402
 from eib.model.plan import Plan  # noqa: E402

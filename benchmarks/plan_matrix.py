@@ -41,7 +41,7 @@ def variants() -> list[dict[str, str]]:
 
 def in_process() -> tuple[list[float], float]:
     start = time.perf_counter()
-    from eib.compile import compile_recipe
+    from eib.compile.compiler import compile_recipe
 
     import_time = time.perf_counter() - start
     times = []

@@ -183,7 +183,7 @@ def apps(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the recipe format."""
-    from eib.schema import recipe_schema_json
+    from eib.compile.schema import recipe_schema_json
 
     sys.stdout.write(recipe_schema_json())
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from eib.compile.hookenv import env_name
 from eib.errors import UserError
-from eib.hookenv import env_name
 from eib.model.plan import REDACTED, Plan, SecretRef
 
 

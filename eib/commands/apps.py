@@ -7,9 +7,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from eib.apps import GroupBy, show_apps
-from eib.compile import compile_recipe
+from eib.compile.compiler import compile_recipe
 from eib.errors import UserError
+from eib.flatpak.apps import GroupBy, show_apps
 from eib.model.plan import Plan
 
 

@@ -75,7 +75,7 @@ def _say(message: str) -> None:
 
 def run_cache_gc(cache_dir: Path | None, max_size: str) -> None:
     from eib.execute.cache import gc, parse_size
-    from eib.execute.lock import cache_lock
+    from eib.execute.exclusive import cache_lock
 
     limit = parse_size(max_size)
     cache = cache_root(cache_dir)
@@ -103,12 +103,12 @@ def cache_plan(
     before it starts.  Locked, it is compiled exactly as `eib plan --lock` and
     `eib run --lock` compile it (pinned commits, commit-time build version), so
     the keys explained are the keys those builds use."""
-    from eib.compile import compile_recipe
+    from eib.compile.compiler import compile_recipe
     from eib.execute.stage_cache import pinned_flatpak_commits
 
     build_version = None
     if lock is not None:
-        from eib.lockfile import locked_inputs
+        from eib.lock.file import locked_inputs
 
         pins, build_version = locked_inputs(lock, recipe, variant, sets=sets, localdir=localdir)
         sets = [*sets, *pins]

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from eib.commands.plan import matrix_variants
-from eib.compile import compile_recipe
-from eib.lockfile import (
+from eib.compile.compiler import compile_recipe
+from eib.lock.file import (
     LockEntry,
     LockFile,
     default_lock_path,
@@ -60,13 +60,13 @@ def run_lock(
     output: Path | None,
     check: bool,
 ) -> None:
-    from eib.lock_resolve import check_entry, lock_plan
+    from eib.lock.resolve import check_entry, lock_plan
 
     path = output or default_lock_path(recipe)
     plans = compile_variants(recipe, variant, sets, localdir, matrix)
     if check:
         lock = read_lock(path)
-        from eib.lockfile import find_entry
+        from eib.lock.file import find_entry
 
         entries = [(plan, find_entry(lock, path, plan.build.model_dump())) for plan in plans]
         with demo_served(plans):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eib.compile import CompileResult, compile_recipe
+from eib.compile.compiler import CompileResult, compile_recipe
 from eib.errors import UserError
 from eib.load.layers import VARIANT_ATTRS
 
@@ -36,7 +36,7 @@ def run_plan(
     if lock is not None:
         if matrix:
             raise UserError("--lock pins one variant; use `eib lock --matrix` for many")
-        from eib.lockfile import locked_inputs
+        from eib.lock.file import locked_inputs
 
         pins, build_version = locked_inputs(lock, recipe, variant, sets=sets, localdir=localdir)
         sets = [*sets, *pins]
@@ -45,17 +45,17 @@ def run_plan(
         return
     result = compile_recipe(recipe, variant, sets, localdir, build_version=build_version)
     if explain:
-        from eib.explain import explain_key
+        from eib.compile.explain import explain_key
 
         sys.stdout.write(explain_key(result, explain, as_json=as_json))
     elif diff is not None:
-        from eib.plandiff import diff_plans
+        from eib.compile.plandiff import diff_plans
 
         sys.stdout.write(diff_plans(_read_plan_json(diff), json.loads(result.plan.to_json())))
     elif as_json:
         sys.stdout.write(result.plan.to_json())
     else:
-        from eib.render import print_plan
+        from eib.compile.render import print_plan
 
         print_plan(result)
 

@@ -76,7 +76,7 @@ def find_plan(
     if plan_file is not None:
         return read_plan(plan_file)
     if recipe is not None:
-        from eib.compile import compile_recipe
+        from eib.compile.compiler import compile_recipe
 
         version = build_version_of(output_dir)
         return compile_recipe(recipe, variant, sets, localdir, build_version=version).plan

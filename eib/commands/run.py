@@ -59,12 +59,12 @@ def load_plan(
             where = ".".join(str(p) for p in first["loc"])
             raise UserError(f"not a valid plan: {where}: {first['msg']}",
                             key=str(plan_file)) from None
-    from eib.compile import compile_recipe
+    from eib.compile.compiler import compile_recipe
 
     assert recipe is not None
     build_version = None
     if lock is not None:
-        from eib.lockfile import locked_inputs
+        from eib.lock.file import locked_inputs
 
         pins, build_version = locked_inputs(lock, recipe, variant, sets=sets, localdir=localdir)
         sets = [*sets, *pins]

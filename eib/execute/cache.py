@@ -91,7 +91,7 @@ def tool_version(tool: str) -> str:
 def executor_digest() -> str:
     """sha256 over eib's executor and tool wrappers: new code means new results."""
     h = hashlib.sha256()
-    for sub in ("execute", "tools"):
+    for sub in ("execute", "flatpak", "tools"):
         for path in sorted((SOURCE_DIR / sub).glob("*.py")):
             h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()

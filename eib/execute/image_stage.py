@@ -1,6 +1,6 @@
 """The image stage: content hooks, deployment, image hooks, Flatpaks, disk.
 
-Flatpak installation (`eib.execute.flatpak_install`) and disk assembly
+Flatpak installation (`eib.flatpak.install`) and disk assembly
 (`eib.execute.disk`) live in their own modules; this stage only calls them in
 order, so each can be developed and tested alone.
 """
@@ -29,7 +29,7 @@ def run_image_stage(ctx: BuildContext, *, assemble_disk: bool = True) -> None:
     if plan.flatpak.enable and remotes:
         ctx.step = "flatpak"
         ctx.monitor.step("install Flatpaks")
-        from eib.execute.flatpak_install import install_flatpaks
+        from eib.flatpak.install import install_flatpaks
 
         deployment = ctx.deployment
         if ctx.use_cache:

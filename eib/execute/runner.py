@@ -24,9 +24,9 @@ from eib import __version__
 from eib.errors import BuildError, UserError
 from eib.execute.context import BuildContext, BuildDirs
 from eib.execute.error_stage import run_error_stage
+from eib.execute.exclusive import cache_lock
 from eib.execute.hooks import plan_env
 from eib.execute.image_stage import run_image_stage
-from eib.execute.lock import cache_lock
 from eib.execute.logs import build_log
 from eib.execute.manifest import run_manifest_stage
 from eib.execute.mounts import cleanup_work_dir, remove_tree
@@ -60,7 +60,7 @@ def parse_stages(text: str | None) -> tuple[str, ...]:
 
 def public_config(plan: Plan) -> dict[str, Any]:
     """The plan's resolved sections for `<outversion>.config.yaml`, private values redacted."""
-    from eib.hookenv import env_name
+    from eib.compile.hookenv import env_name
 
     data: dict[str, Any] = plan.model_dump(
         mode="json", include={"build", "ostree", "image", "flatpak", "publish", "demo"}

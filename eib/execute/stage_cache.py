@@ -61,7 +61,7 @@ def _with_previous(ctx: BuildContext, stage: str) -> dict[str, Any]:
 def run_cached_flatpak(ctx: BuildContext, install: Callable[[], object]) -> bool:
     """The Flatpak installation through the cache: it depends on the remotes, refs and
     pins only, so a changed image hook restores it instead of installing again."""
-    from eib.execute.flatpak_install import MANIFEST_FRAGMENT, system_installation
+    from eib.flatpak.install import MANIFEST_FRAGMENT, system_installation
 
     assert ctx.deployment is not None
     outputs = {

@@ -53,7 +53,7 @@ def warm_up() -> click.Command:
 
     import eib.commands.convert
     import eib.commands.legacy
-    import eib.schema  # noqa: F401
+    import eib.compile.schema  # noqa: F401
     from eib import cli
     from eib.commands.plan import run_plan
 

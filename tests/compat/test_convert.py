@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from eib.compile import compile_recipe
+from eib.compile.compiler import compile_recipe
 from eib.errors import UserError
 from eib.model.plan import REDACTED, Plan
 

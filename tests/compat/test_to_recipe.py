@@ -109,7 +109,7 @@ def test_private_values_are_redacted_in_plan_and_read_again_at_run_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from eib.compat.private import private_env
-    from eib.compile import compile_recipe
+    from eib.compile.compiler import compile_recipe
 
     plan = compile_recipe(
         FIXTURE / "config",

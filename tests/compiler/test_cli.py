@@ -134,8 +134,10 @@ def test_version_and_help() -> None:
 
 
 def test_recipe_reference_is_current() -> None:
-    from eib.docgen import recipe_reference
+    from eib.compile.docgen import recipe_reference
 
     committed = (SOURCE_DIR / "docs" / "recipe-reference.md").read_text()
-    assert committed == recipe_reference(), "run: python -m eib.docgen > docs/recipe-reference.md"
+    assert committed == recipe_reference(), (
+        "run: python -m eib.compile.docgen > docs/recipe-reference.md"
+    )
     assert "| `compression` | 'gz' \\| 'xz' \\| 'zstd' | `gz` |" in committed

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eib.compile import compile_recipe
-from eib.explain import explain_key
+from eib.compile.compiler import compile_recipe
+from eib.compile.explain import explain_key
 
 
 def test_extends_then_body_then_overlays_in_order(write, hooks: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from eib.compile import compile_recipe
+from eib.compile.compiler import compile_recipe
 from eib.model.plan import Plan
 
 OS_NAME = "eos"

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from eib.compile import compile_recipe
+from eib.compile.compiler import compile_recipe
 from eib.errors import UserError
-from eib.execute.flatpak_install import install_flatpaks, system_installation
+from eib.flatpak.install import install_flatpaks, system_installation
 
 if TYPE_CHECKING:
     from .conftest import Repos, Server

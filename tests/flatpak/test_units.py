@@ -7,10 +7,10 @@ import struct
 import pytest
 
 from eib.errors import UserError
-from eib.execute.flatpak_gvariant import decode
-from eib.execute.flatpak_metadata import RefInfo
-from eib.execute.flatpak_remotes import parse_repo_file
-from eib.execute.flatpak_resolve import matches, parse_request
+from eib.flatpak.gvariant import decode
+from eib.flatpak.metadata import RefInfo
+from eib.flatpak.remotes import parse_repo_file
+from eib.flatpak.resolve import matches, parse_request
 from eib.tools.flatpak import flatpak_arch
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from eib.commands.cache import cache_plan
-from eib.compile import compile_recipe
+from eib.compile.compiler import compile_recipe
 from eib.execute.cache import (
     cached_stage,
     entries,

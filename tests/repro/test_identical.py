@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from eib.lockfile import source_date_epoch
+from eib.lock.file import source_date_epoch
 from eib.tools.compress import COMPRESSORS
 
 from .conftest import EIB, Locked, eib_env

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from eib.errors import BuildError, UserError
-from eib.lock_resolve import check_commit_available, key_fingerprints
-from eib.lockfile import locked_inputs, source_date_epoch
+from eib.lock.file import locked_inputs, source_date_epoch
+from eib.lock.resolve import check_commit_available, key_fingerprints
 
 from .conftest import (
     APP,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from eib.execute.flatpak_resolve import Selection
+from eib.flatpak.resolve import Selection
 from eib.model.plan import Plan
 
 GroupBy = Literal["runtime", "nature"]
@@ -130,8 +130,8 @@ def report_from_selection(selection: Selection, plan: Plan) -> AppsReport:
 
 def apps_report(plan: Plan) -> AppsReport:
     """Resolve the plan's Flatpaks against the live remotes (policies apply, nothing installed)."""
-    from eib.execute.flatpak_install import read_remotes
-    from eib.execute.flatpak_resolve import resolve
+    from eib.flatpak.install import read_remotes
+    from eib.flatpak.resolve import resolve
 
     remotes, summaries, arch = read_remotes(plan)
     return report_from_selection(resolve(remotes, summaries, arch), plan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from eib.compile import CompileResult
+from eib.compile.compiler import CompileResult
 from eib.errors import UserError, did_you_mean
 from eib.load.merge import Event
 from eib.load.yamlfile import KeyPath

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from eib.compile import CompileResult
+from eib.compile.compiler import CompileResult
 
 
 @dataclass

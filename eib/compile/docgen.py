@@ -67,7 +67,8 @@ def recipe_reference() -> str:
     lines = [
         "# Recipe reference",
         "",
-        "Generated from the models by `python -m eib.docgen` (a test checks it is current).",
+        "Generated from the models by `python -m eib.compile.docgen`"
+        " (a test checks it is current).",
         "List fields take a plain list or `{add: [...], del: [...]}`; string values may use",
         "`${key}` and `${section:key}` interpolation.",
         "",

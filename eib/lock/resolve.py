@@ -5,7 +5,7 @@ with `gpg-verify=true` and exactly the plan's keys, then `pull
 --commit-metadata-only`, which fetches (and verifies the signature of) the
 commit object alone, not the tree.  Flatpak refs are read from each remote's
 signed summary through the installer's own resolution
-(`eib.execute.flatpak_install.read_remotes` + `flatpak_resolve.resolve`), so
+(`eib.flatpak.install.read_remotes` + `flatpak_resolve.resolve`), so
 the lock pins exactly the refs a build installs, dependencies included.
 
 The same pull, given `ref@commit`, checks that a pinned commit is still on
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from eib.errors import BuildError, EibError, UserError
-from eib.lockfile import FlatpakPins, FlatpakRemotePin, LockEntry, OstreePin, variant_key
+from eib.lock.file import FlatpakPins, FlatpakRemotePin, LockEntry, OstreePin, variant_key
 from eib.model.plan import Plan
 from eib.tools.keys import key_files
 from eib.tools.ostree import GPG_FAILURES, CommitInfo, ostree
@@ -196,8 +196,8 @@ def resolve_flatpak(plan: Plan) -> FlatpakPins:
     """The commit of every ref the build installs, per enabled remote, from their summaries."""
     if not plan.flatpak.enable:
         return FlatpakPins()
-    from eib.execute.flatpak_install import read_remotes
-    from eib.execute.flatpak_resolve import resolve
+    from eib.flatpak.install import read_remotes
+    from eib.flatpak.resolve import resolve
 
     try:
         remotes, summaries, arch = read_remotes(plan)
@@ -222,7 +222,7 @@ def resolve_flatpak(plan: Plan) -> FlatpakPins:
 
 def check_flatpak_pins(plan: Plan, pins: FlatpakPins) -> None:
     """Fail clearly when a pinned Flatpak commit is gone from its remote."""
-    from eib.execute.flatpak_remotes import plan_remotes
+    from eib.flatpak.remotes import plan_remotes
 
     configs = {r.name: r for r in plan_remotes(plan)}
     with tempfile.TemporaryDirectory(prefix="eib-keys-") as scratch:

@@ -15,8 +15,8 @@ import logging
 from dataclasses import dataclass, field
 
 from eib.errors import UserError
-from eib.execute.flatpak_metadata import RefInfo, RemoteSummary
-from eib.execute.flatpak_remotes import RemoteConfig
+from eib.flatpak.metadata import RefInfo, RemoteSummary
+from eib.flatpak.remotes import RemoteConfig
 
 log = logging.getLogger("eib.flatpak")
 

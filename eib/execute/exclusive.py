@@ -18,7 +18,7 @@ from pathlib import Path
 
 from eib.errors import BuildError
 
-log = logging.getLogger("eib.execute.lock")
+log = logging.getLogger("eib.execute.exclusive")
 
 
 def holder_pid(path: Path) -> str:

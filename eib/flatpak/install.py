@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from eib.errors import BuildError
-from eib.execute.flatpak_cache import FlatpakCache
-from eib.execute.flatpak_metadata import RemoteSummary, fetch_summary
-from eib.execute.flatpak_remotes import RemoteConfig, plan_remotes
-from eib.execute.flatpak_resolve import Selection, resolve
+from eib.flatpak.cache import FlatpakCache
+from eib.flatpak.metadata import RemoteSummary, fetch_summary
+from eib.flatpak.remotes import RemoteConfig, plan_remotes
+from eib.flatpak.resolve import Selection, resolve
 from eib.model.plan import Plan
 from eib.tools.flatpak import flatpak, flatpak_arch, installation_env
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eib.errors import BuildError
-from eib.execute.flatpak_gvariant import GVariantError, be64, decode
-from eib.execute.flatpak_remotes import RemoteConfig
+from eib.flatpak.gvariant import GVariantError, be64, decode
+from eib.flatpak.remotes import RemoteConfig
 from eib.tools.run import run
 
 log = logging.getLogger("eib.flatpak")

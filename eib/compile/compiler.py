@@ -299,7 +299,7 @@ def _plan(
     localdir: Path | None,
     private_env: set[str],
 ) -> Plan:
-    from eib.hookenv import recipe_env
+    from eib.compile.hookenv import recipe_env
 
     build = recipe.build
     # A recipe's own hooks/ come first; for a legacy tree the localdir's hooks
@@ -367,7 +367,7 @@ def _plan(
 
 def _secret_option_env(recipe: Recipe) -> set[str]:
     """A secret named `section.key` (a converted private INI value) hides EIB_SECTION_KEY."""
-    from eib.hookenv import env_name
+    from eib.compile.hookenv import env_name
 
     return {env_name(*name.split(".", 1)) for name in recipe.secrets if "." in name.strip(".")}
 

@@ -144,7 +144,7 @@ def _resolved_build(
     recipe: Path, variant: dict[str, str], sets: list[str], localdir: Path | None
 ) -> tuple[dict[str, str], str, str]:
     """Compile once, without the lock, to learn the resolved variant and the plan's ref/url."""
-    from eib.compile import compile_recipe
+    from eib.compile.compiler import compile_recipe
 
     plan = compile_recipe(recipe, variant, sets, localdir, build_version="0").plan
     build = plan.build.model_dump(include=set(VARIANT_KEY_ATTRS))
