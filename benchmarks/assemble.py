@@ -33,7 +33,7 @@ import yaml
 SRC = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(SRC))
 
-from eib.compile.compiler import compile_recipe  # noqa: E402
+from eib.compile.compiler import CompileRequest, compile_plan  # noqa: E402
 from eib.execute.disk import assemble_image, find_deployments  # noqa: E402
 from eib.execute.disk_layout import extra_space  # noqa: E402
 from eib.model.plan import Plan  # noqa: E402
@@ -178,7 +178,7 @@ def make_plan(work: Path, compression: str) -> Plan:
             }
         )
     )
-    return compile_recipe(recipe, cachedir=str(work / "cache"), build_version="260101-000000").plan
+    return compile_plan(CompileRequest(recipe, source_date_epoch=1767225600)).plan  # 260101-000000
 
 
 def eib_run(tree: Path, work: Path, compression: str) -> tuple[float, int]:

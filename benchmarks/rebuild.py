@@ -114,9 +114,6 @@ def main() -> None:
         trust_demo_key(recipe, cache)
         lock = recipe_dir / "demo.lock"
         eib("lock", recipe, "-o", lock, env=env)
-        from eib.lock.file import source_date_epoch
-
-        env["SOURCE_DATE_EPOCH"] = str(source_date_epoch(lock, {}, recipe))
         shutil.rmtree(cache / "stages", ignore_errors=True)
 
         results = {"full": build("full", recipe, lock, scratch, env)}

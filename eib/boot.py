@@ -9,7 +9,6 @@ appeared on it before the timeout.
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 import shutil
 import subprocess
@@ -21,10 +20,10 @@ from typing import Literal
 
 from eib.errors import BuildError, UserError
 from eib.inspect import raw_image
+from eib.paths import boot_log_dir
 from eib.tools.run import require
 
 log = logging.getLogger("eib.boot")
-BOOT_LOG_DIR = Path(os.environ.get("EIB_WORK_DIR") or "/var/tmp/eib") / "boot"
 
 Firmware = Literal["uefi", "bios"]
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -106,7 +105,7 @@ def boot_image(
         raise BuildError(f"UEFI firmware {OVMF_CODE} is missing (install the ovmf package)")
     marker = expect or default_marker()
     # Not beside the image: an output dir is what gets published.
-    console = log_file or BOOT_LOG_DIR / f"{image.name}.{firmware}.console.log"
+    console = log_file or boot_log_dir() / f"{image.name}.{firmware}.console.log"
     console.parent.mkdir(parents=True, exist_ok=True)
     console.parent.mkdir(parents=True, exist_ok=True)
     console.write_bytes(b"")

@@ -2,8 +2,6 @@
 
 The CLI runs hundreds of times a day in CI, so start-up matters: this module
 imports only typer; every command imports what it needs inside its body.
-Quick commands usually run in a child of the warm eib server instead
-(`eib.launch`, `eib.server`); this module runs them the same way there.
 Errors derived from `EibError` print one line and exit with their code (2 for
 bad input, 1 for a failed build); anything else is a bug and keeps its
 traceback.
@@ -12,11 +10,9 @@ traceback.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 app = typer.Typer(
@@ -32,40 +28,20 @@ legacy_app = typer.Typer(
 )
 app.add_typer(legacy_app, name="legacy")
 
-# Options shared by every command that picks a variant.
+from eib.commands.options import (  # noqa: E402
+    ArchOpt,
+    BranchOpt,
+    LocaldirOpt,
+    PersonalityOpt,
+    PlatformOpt,
+    ProductOpt,
+    VariantArgs,
+    variant_options,
+)
+
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file, or a legacy config dir")]
-ProductOpt = Annotated[str | None, typer.Option("--product", "-p", help="Product")]
-BranchOpt = Annotated[str | None, typer.Option("--branch", "-b", help="Branch")]
-ArchOpt = Annotated[str | None, typer.Option("--arch", "-a", help="amd64, arm64 or i386")]
-PlatformOpt = Annotated[str | None, typer.Option("--platform", help="Platform")]
-PersonalityOpt = Annotated[
-    str | None, typer.Option("--personality", "-P", help="Personality")
-]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="Override a value: section.key=value (repeatable)"),
-]
-LocaldirOpt = Annotated[
-    Path | None, typer.Option("--localdir", "-d", help="Legacy local settings dir")
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-
-
-def variant_options(
-    product: str | None,
-    branch: str | None,
-    arch: str | None,
-    platform: str | None,
-    personality: str | None,
-) -> dict[str, str]:
-    given = {
-        "product": product,
-        "branch": branch,
-        "arch": arch,
-        "platform": platform,
-        "personality": personality,
-    }
-    return {k: v for k, v in given.items() if v is not None}
+LockOpt = Annotated[Path | None, typer.Option("--lock", help="Use the commits `eib lock` pinned")]
 
 
 def version_callback(value: bool) -> None:
@@ -87,15 +63,10 @@ def main_callback(
 
 
 @app.command()
+@variant_options
 def plan(
     recipe: RecipeArg,
-    product: ProductOpt = None,
-    branch: BranchOpt = None,
-    arch: ArchOpt = None,
-    platform: PlatformOpt = None,
-    personality: PersonalityOpt = None,
-    set_: SetOpt = None,
-    localdir: LocaldirOpt = None,
+    variant: VariantArgs,
     json_: JsonOpt = False,
     explain: Annotated[
         str | None, typer.Option("--explain", help="Show where section.key was set")
@@ -107,56 +78,34 @@ def plan(
         list[str] | None,
         typer.Option("--matrix", help="attr=v1,v2: compile the cross product (repeatable)"),
     ] = None,
-    lock: Annotated[Path | None, typer.Option("--lock", help="Use pinned inputs")] = None,
+    lock: LockOpt = None,
 ) -> None:
     """Compile RECIPE for one variant and show the plan."""
     from eib.commands.plan import run_plan
 
     run_plan(
-        recipe,
-        variant_options(product, branch, arch, platform, personality),
-        sets=set_ or [],
-        localdir=localdir,
+        variant.request(recipe, lock),
         as_json=json_,
         explain=explain,
         diff=diff,
         matrix=matrix or [],
-        lock=lock,
     )
 
 
 @app.command()
-def validate(
-    recipe: RecipeArg,
-    product: ProductOpt = None,
-    branch: BranchOpt = None,
-    arch: ArchOpt = None,
-    platform: PlatformOpt = None,
-    personality: PersonalityOpt = None,
-    set_: SetOpt = None,
-    localdir: LocaldirOpt = None,
-) -> None:
+@variant_options
+def validate(recipe: RecipeArg, variant: VariantArgs) -> None:
     """Check RECIPE for one variant: exit 0, or print the error and exit 2."""
     from eib.commands.plan import run_validate
 
-    run_validate(
-        recipe,
-        variant_options(product, branch, arch, platform, personality),
-        sets=set_ or [],
-        localdir=localdir,
-    )
+    run_validate(variant.request(recipe))
 
 
 @app.command()
+@variant_options
 def apps(
     recipe: RecipeArg,
-    product: ProductOpt = None,
-    branch: BranchOpt = None,
-    arch: ArchOpt = None,
-    platform: PlatformOpt = None,
-    personality: PersonalityOpt = None,
-    set_: SetOpt = None,
-    localdir: LocaldirOpt = None,
+    variant: VariantArgs,
     group_by: Annotated[
         str, typer.Option("--group-by", help="Group by 'runtime' or 'nature'")
     ] = "runtime",
@@ -170,10 +119,7 @@ def apps(
     from eib.commands.apps import run_apps
 
     run_apps(
-        recipe,
-        variant_options(product, branch, arch, platform, personality),
-        sets=set_ or [],
-        localdir=localdir,
+        variant.request(recipe),
         group_by=group_by,
         trim_bytes=trim,
         as_json=json_,
@@ -183,23 +129,18 @@ def apps(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the recipe format."""
-    from eib.compile.schema import recipe_schema_json
+    from eib.commands.schema import run_schema
 
-    sys.stdout.write(recipe_schema_json())
+    run_schema()
 
 
 @app.command()
+@variant_options
 def run(
+    variant: VariantArgs,
     recipe: Annotated[
         Path | None, typer.Argument(help="Recipe YAML file, or a legacy config dir")
     ] = None,
-    product: ProductOpt = None,
-    branch: BranchOpt = None,
-    arch: ArchOpt = None,
-    platform: PlatformOpt = None,
-    personality: PersonalityOpt = None,
-    set_: SetOpt = None,
-    localdir: LocaldirOpt = None,
     plan_file: Annotated[
         Path | None, typer.Option("--plan", help="Run a saved plan JSON instead of a recipe")
     ] = None,
@@ -229,9 +170,7 @@ def run(
         float | None,
         typer.Option("--lock-timeout", help="Seconds to wait for the cache lock (0: fail at once)"),
     ] = None,
-    lock: Annotated[
-        Path | None, typer.Option("--lock", help="Build the commits pinned by `eib lock`")
-    ] = None,
+    lock: LockOpt = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Neither reuse nor store stage results")
     ] = False,
@@ -244,10 +183,8 @@ def run(
 
     run_build(
         recipe,
-        variant_options(product, branch, arch, platform, personality),
+        variant,
         plan_file=plan_file,
-        sets=set_ or [],
-        localdir=localdir,
         dry_run=dry_run,
         stages=stages,
         no_disk=no_disk,
@@ -262,7 +199,9 @@ def run(
 
 
 @app.command()
+@variant_options
 def publish(
+    variant: VariantArgs,
     output_dir: Annotated[Path, typer.Argument(help="Output dir of a finished build")],
     plan_file: Annotated[
         Path | None,
@@ -271,13 +210,6 @@ def publish(
     recipe: Annotated[
         Path | None, typer.Option("--recipe", help="Recipe YAML file, or a legacy config dir")
     ] = None,
-    product: ProductOpt = None,
-    branch: BranchOpt = None,
-    arch: ArchOpt = None,
-    platform: PlatformOpt = None,
-    personality: PersonalityOpt = None,
-    set_: SetOpt = None,
-    localdir: LocaldirOpt = None,
 ) -> None:
     """Publish OUTPUT_DIR again (e.g. after a network failure) without rebuilding."""
     from eib.commands.publish import run_publish
@@ -286,22 +218,15 @@ def publish(
         output_dir,
         plan_file=plan_file,
         recipe=recipe,
-        variant=variant_options(product, branch, arch, platform, personality),
-        sets=set_ or [],
-        localdir=localdir,
+        variant=variant,
     )
 
 
 @app.command()
+@variant_options
 def lock(
     recipe: RecipeArg,
-    product: ProductOpt = None,
-    branch: BranchOpt = None,
-    arch: ArchOpt = None,
-    platform: PlatformOpt = None,
-    personality: PersonalityOpt = None,
-    set_: SetOpt = None,
-    localdir: LocaldirOpt = None,
+    variant: VariantArgs,
     matrix: Annotated[
         list[str] | None,
         typer.Option("--matrix", help="attr=v1,v2: lock the cross product (repeatable)"),
@@ -317,46 +242,11 @@ def lock(
     from eib.commands.lock import run_lock
 
     run_lock(
-        recipe,
-        variant_options(product, branch, arch, platform, personality),
-        sets=set_ or [],
-        localdir=localdir,
+        variant.request(recipe),
         matrix=matrix or [],
         output=output,
         check=check,
     )
-
-
-server_app = typer.Typer(
-    help="The warm server that answers quick commands (plan, validate, help) fast.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(server_app, name="server")
-
-
-@server_app.command("status")
-def server_status(json_: JsonOpt = False) -> None:
-    """List this user's eib servers: pid, uptime, commands served."""
-    from eib.commands.server import run_status
-
-    run_status(as_json=json_)
-
-
-@server_app.command("start")
-def server_start() -> None:
-    """Start the server for this eib and wait until it answers (it starts on its own too)."""
-    from eib.commands.server import run_start
-
-    run_start()
-
-
-@server_app.command("stop")
-def server_stop() -> None:
-    """Stop this user's eib servers; quick commands run in-process until one starts again."""
-    from eib.commands.server import run_stop
-
-    run_stop()
 
 
 cache_app = typer.Typer(help="Show and bound the stage cache.", no_args_is_help=True,
@@ -390,27 +280,18 @@ def cache_gc(
 
 
 @cache_app.command("explain")
+@variant_options
 def cache_explain(
     recipe: RecipeArg,
-    product: ProductOpt = None,
-    branch: BranchOpt = None,
-    arch: ArchOpt = None,
-    platform: PlatformOpt = None,
-    personality: PersonalityOpt = None,
-    set_: SetOpt = None,
-    localdir: LocaldirOpt = None,
-    lock_file: Annotated[Path | None, typer.Option("--lock", help="Use pinned inputs")] = None,
+    variant: VariantArgs,
+    lock_file: LockOpt = None,
     cache_dir: CacheDirOpt = None,
 ) -> None:
     """Say, per stage, whether a build of RECIPE would reuse the cache, and why not."""
     from eib.commands.cache import run_cache_explain
 
     run_cache_explain(
-        recipe,
-        variant_options(product, branch, arch, platform, personality),
-        sets=set_ or [],
-        localdir=localdir,
-        lock=lock_file,
+        variant.request(recipe, lock_file),
         cache_dir=cache_dir,
     )
 
@@ -458,7 +339,9 @@ def legacy_show_config(
 
     run_show_config(
         config_dir,
-        variant_options(product, branch, arch, platform, personality),
+        {k: v for k, v in {"product": product, "branch": branch, "arch": arch,
+                           "platform": platform, "personality": personality}.items()
+         if v is not None},
         localdir=localdir,
         sysconfdir=sysconfdir,
         srcdir=srcdir,
@@ -526,21 +409,13 @@ def _command_name(info: typer.models.CommandInfo) -> str | None:
     return callback.__name__.replace("_", "-") if callback else None
 
 
-def full_command() -> click.Command:
-    """Every command as one click group: built once by the eib server, reused by
-    each command it runs (typer re-derives it from the signatures otherwise)."""
-    return typer.main.get_command(app)
-
-
-def main(command: Callable[[], object] | None = None) -> None:
+def main() -> None:
     """Run the CLI on sys.argv; eib's own errors become one line and an exit status."""
     from eib.errors import EibError
 
     try:
-        if command is None:
-            _only_invoked_command(sys.argv[1:])
-            command = app
-        command()
+        _only_invoked_command(sys.argv[1:])
+        app()
     except EibError as err:
         from eib.console import print_error
 

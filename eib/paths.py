@@ -6,6 +6,7 @@ beside the package rather than inside it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 SOURCE_DIR = Path(__file__).resolve().parent.parent
@@ -17,3 +18,45 @@ RECIPES_DIR = SOURCE_DIR / "recipes"
 # system config.ini/private.ini): kept at the legacy builder's path so
 # existing hosts and hooks work unchanged, whichever recipe format they use.
 SYSCONFDIR = "/etc/eos-image-builder"
+
+# Build dirs: arguments of a run (option, else environment, else these), never
+# plan content.
+DEFAULT_CACHE_DIR = Path("/var/cache/eib")
+DEFAULT_WORK_DIR = Path("/var/tmp/eib")
+CACHE_DIR_ENV = "EIB_CACHE_DIR"
+WORK_DIR_ENV = "EIB_WORK_DIR"
+OUTPUT_DIR_ENV = "EIB_OUTPUT_DIR"
+
+
+def _chosen(option: Path | None, env: str, default: Path | None) -> Path | None:
+    value = option or (Path(os.environ[env]) if os.environ.get(env) else default)
+    return value.absolute() if value is not None else None
+
+
+def cache_dir(option: Path | None = None) -> Path:
+    """The stage cache, OSTree cache repo and demo dir: `--cache-dir`, $EIB_CACHE_DIR, default."""
+    found = _chosen(option, CACHE_DIR_ENV, DEFAULT_CACHE_DIR)
+    assert found is not None
+    return found
+
+
+def work_dir(option: Path | None = None) -> Path:
+    """Where a build deploys and assembles: `--work-dir`, $EIB_WORK_DIR, default."""
+    found = _chosen(option, WORK_DIR_ENV, DEFAULT_WORK_DIR)
+    assert found is not None
+    return found
+
+
+def output_dir(option: Path | None, work: Path) -> Path:
+    """Where a build's outputs go: `--output-dir`, $EIB_OUTPUT_DIR, else `<work>/out`."""
+    return _chosen(option, OUTPUT_DIR_ENV, None) or work / "out"
+
+
+def demo_dir(cache: Path | None = None) -> Path:
+    """The embedded demo OS and its repos, kept in the cache dir."""
+    return (cache or cache_dir()) / "demo"
+
+
+def boot_log_dir() -> Path:
+    """Serial logs of `eib boot`: beside the builds, never in an output dir that is published."""
+    return work_dir() / "boot"

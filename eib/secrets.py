@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from eib.compile.hookenv import env_name
+from eib.envnames import env_name
 from eib.errors import UserError
 from eib.model.plan import REDACTED, Plan, SecretRef
 

@@ -11,4 +11,3 @@ from pathlib import Path
 # Tests run `eib` as a subprocess; make it the console script installed next
 # to the interpreter running pytest (the project's .venv), whatever PATH says.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-os.environ["EIB_SERVER"] = "off"

@@ -5,20 +5,17 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-from eib.compile.compiler import compile_recipe
+from eib.compile.compiler import CompileRequest, compile_plan
 from eib.errors import UserError
 from eib.flatpak.apps import GroupBy, show_apps
 from eib.model.plan import Plan
+from eib.paths import cache_dir
 
 
 def run_apps(
-    recipe: Path,
-    variant: dict[str, str],
+    request: CompileRequest,
     *,
-    sets: list[str],
-    localdir: Path | None,
     group_by: str,
     trim_bytes: int | None,
     as_json: bool,
@@ -27,7 +24,7 @@ def run_apps(
         raise UserError(f"--group-by must be 'runtime' or 'nature', not '{group_by}'")
     if trim_bytes is not None and trim_bytes < 0:
         raise UserError("--trim must be a number of bytes >= 0")
-    plan = compile_recipe(recipe, variant, sets, localdir).plan
+    plan = compile_plan(request).plan
     if not plan.flatpak.enable or not any(r.enable for r in plan.flatpak.remotes.values()):
         sys.stdout.write("no Flatpaks: flatpak is disabled or has no enabled remote\n")
         return
@@ -45,6 +42,6 @@ def _demo_served(plan: Plan) -> Iterator[None]:
         return
     from eib.demo import ensure_demo, serve
 
-    paths = ensure_demo(Path(plan.build.cachedir))
+    paths = ensure_demo(cache_dir())
     with serve(paths.root, plan.demo.port):
         yield

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from eib.model.plan import Plan
-
-DEFAULT_CACHE_DIR = Path("/var/cache/eib")
-
+    from eib.compile.compiler import CompileRequest
 
 def cache_root(cache_dir: Path | None) -> Path:
-    """Option, else $EIB_CACHE_DIR, else /var/cache/eib (as `eib run`)."""
-    env = os.environ.get("EIB_CACHE_DIR")
-    return (cache_dir or (Path(env) if env else DEFAULT_CACHE_DIR)).absolute()
+    from eib.paths import cache_dir as chosen_cache_dir
+
+    return chosen_cache_dir(cache_dir)
 
 
 def human_size(size: int) -> str:
@@ -90,45 +86,14 @@ def run_cache_gc(cache_dir: Path | None, max_size: str) -> None:
                      f"{human_size(limit)})\n")
 
 
-def cache_plan(
-    recipe: Path,
-    variant: dict[str, str],
-    *,
-    sets: list[str],
-    localdir: Path | None,
-    lock: Path | None,
-    cache: Path,
-) -> tuple[Plan, dict[str, Any]]:
-    """The plan a build of RECIPE would run and the run-time cache inputs known
-    before it starts.  Locked, it is compiled exactly as `eib plan --lock` and
-    `eib run --lock` compile it (pinned commits, commit-time build version), so
-    the keys explained are the keys those builds use."""
-    from eib.compile.compiler import compile_recipe
-    from eib.execute.stage_cache import pinned_flatpak_commits
+def run_cache_explain(request: CompileRequest, *, cache_dir: Path | None) -> None:
+    """Say, per stage, whether a build of the request would reuse the cache, and why not.
 
-    build_version = None
-    if lock is not None:
-        from eib.lock.file import locked_inputs
-
-        pins, build_version = locked_inputs(lock, recipe, variant, sets=sets, localdir=localdir)
-        sets = [*sets, *pins]
-    plan = compile_recipe(recipe, variant, sets, localdir, cachedir=str(cache),
-                          build_version=build_version).plan
-    return plan, {"flatpak_pins": pinned_flatpak_commits(plan)}
-
-
-def run_cache_explain(
-    recipe: Path,
-    variant: dict[str, str],
-    *,
-    sets: list[str],
-    localdir: Path | None,
-    lock: Path | None,
-    cache_dir: Path | None,
-) -> None:
+    The request is compiled exactly as `eib plan` and `eib run` compile it (a
+    lock pins the commits and the build time), so the keys explained are the
+    keys those builds use."""
+    from eib.compile.compiler import compile_plan
     from eib.execute.cache import explain_all
 
     cache = cache_root(cache_dir)
-    plan, inputs = cache_plan(recipe, variant, sets=sets, localdir=localdir, lock=lock,
-                              cache=cache)
-    sys.stdout.write(explain_all(plan, inputs, cache_dir=cache))
+    sys.stdout.write(explain_all(compile_plan(request).plan, cache_dir=cache))

@@ -7,7 +7,6 @@ them visible: where they are, the ref and commit, the signing key, and (with
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -17,16 +16,10 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 
+from eib import paths as eib_paths
 from eib.demo.cache import DemoPaths, ensure_demo_dir
 from eib.demo.serve import serve
 from eib.errors import UserError
-
-DEFAULT_CACHE_DIR = Path("/var/cache/eib")
-
-
-def default_demo_dir() -> Path:
-    """`$EIB_CACHE_DIR/demo`, or `/var/cache/eib/demo`."""
-    return Path(os.environ.get("EIB_CACHE_DIR") or DEFAULT_CACHE_DIR) / "demo"
 
 
 def _summary(paths: DemoPaths) -> list[tuple[str, str]]:
@@ -63,7 +56,7 @@ def run_demo_os(directory: Path | None, *, serve_it: bool, port: int) -> None:
     """Build the demo into `directory`, print what was made, maybe serve it."""
     out = Console(highlight=False, soft_wrap=True)
     status = Console(stderr=True, highlight=False)
-    demo_dir = (directory or default_demo_dir()).absolute()
+    demo_dir = (directory or eib_paths.demo_dir()).absolute()
     try:
         demo_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from eib.commands.plan import matrix_variants
-from eib.compile.compiler import compile_recipe
+from eib.compile.compiler import CompileRequest, compile_plan
 from eib.lock.file import (
     LockEntry,
     LockFile,
@@ -19,6 +19,7 @@ from eib.lock.file import (
     write_lock,
 )
 from eib.model.plan import Plan
+from eib.paths import cache_dir
 
 log = logging.getLogger("eib.lock")
 
@@ -32,38 +33,33 @@ def demo_served(plans: list[Plan]) -> Iterator[None]:
         return
     from eib.demo import ensure_demo, serve
 
-    paths = ensure_demo(Path(demo.build.cachedir))
+    paths = ensure_demo(cache_dir())
     with serve(paths.root, demo.demo.port):
         yield
 
 
-def compile_variants(
-    recipe: Path, variant: dict[str, str], sets: list[str], localdir: Path | None,
-    matrix: list[str],
-) -> list[Plan]:
+def compile_variants(request: CompileRequest, matrix: list[str]) -> list[Plan]:
     """One plan per distinct resolved variant, in matrix order."""
-    variants = matrix_variants(variant, matrix) if matrix else [variant]
+    variants = matrix_variants(request.variant, matrix) if matrix else [request.variant]
     plans: dict[str, Plan] = {}
     for wanted in variants:
-        plan = compile_recipe(recipe, wanted, sets, localdir).plan
+        plan = compile_plan(request.for_variant(wanted)).plan
         plans.setdefault(variant_key(plan.build.model_dump()), plan)
     return list(plans.values())
 
 
 def run_lock(
-    recipe: Path,
-    variant: dict[str, str],
+    request: CompileRequest,
     *,
-    sets: list[str],
-    localdir: Path | None,
     matrix: list[str],
     output: Path | None,
     check: bool,
 ) -> None:
     from eib.lock.resolve import check_entry, lock_plan
 
+    recipe = request.recipe
     path = output or default_lock_path(recipe)
-    plans = compile_variants(recipe, variant, sets, localdir, matrix)
+    plans = compile_variants(request, matrix)
     if check:
         lock = read_lock(path)
         from eib.lock.file import find_entry

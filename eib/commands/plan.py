@@ -5,71 +5,48 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from eib.compile.compiler import CompileResult, compile_recipe
+from eib.compile.compiler import CompileRequest, CompileResult, compile_plan
 from eib.errors import UserError
 from eib.load.layers import VARIANT_ATTRS
 
 
-def run_validate(
-    recipe: Path, variant: dict[str, str], *, sets: list[str], localdir: Path | None
-) -> None:
-    result = compile_recipe(recipe, variant, sets, localdir)
+def run_validate(request: CompileRequest) -> None:
+    result = compile_plan(request)
     sys.stdout.write(f"ok: {result.plan.outputs.outversion} {result.plan.digest}\n")
 
 
 def run_plan(
-    recipe: Path,
-    variant: dict[str, str],
+    request: CompileRequest,
     *,
-    sets: list[str],
-    localdir: Path | None,
     as_json: bool,
     explain: str | None,
     diff: Path | None,
     matrix: list[str],
-    lock: Path | None,
 ) -> None:
-    build_version = None
-    if lock is not None:
-        if matrix:
-            raise UserError("--lock pins one variant; use `eib lock --matrix` for many")
-        from eib.lock.file import locked_inputs
-
-        pins, build_version = locked_inputs(lock, recipe, variant, sets=sets, localdir=localdir)
-        sets = [*sets, *pins]
     if matrix:
-        _matrix(recipe, variant, sets, localdir, matrix, as_json)
+        if request.lock is not None:
+            raise UserError("--lock pins one variant; use `eib lock --matrix` for many")
+        _matrix(request, matrix, as_json)
         return
-    result = compile_recipe(recipe, variant, sets, localdir, build_version=build_version)
+    result = compile_plan(request)
     if explain:
         from eib.compile.explain import explain_key
 
         sys.stdout.write(explain_key(result, explain, as_json=as_json))
     elif diff is not None:
         from eib.compile.plandiff import diff_plans
+        from eib.model.plan import read_plan_data
 
-        sys.stdout.write(diff_plans(_read_plan_json(diff), json.loads(result.plan.to_json())))
+        sys.stdout.write(diff_plans(read_plan_data(diff), json.loads(result.plan.to_json())))
     elif as_json:
         sys.stdout.write(result.plan.to_json())
     else:
         from eib.compile.render import print_plan
 
         print_plan(result)
-
-
-def _read_plan_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"plan file not found: {path}") from None
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}:{err.lineno}: not a plan JSON file: {err.msg}") from None
-    if not isinstance(data, dict) or "stages" not in data:
-        raise UserError(f"{path}: not a plan JSON file (no 'stages')")
-    return data
 
 
 def parse_matrix(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -85,7 +62,7 @@ def parse_matrix(items: list[str]) -> list[tuple[str, list[str]]]:
     return axes
 
 
-def matrix_variants(base: dict[str, str], items: list[str]) -> list[dict[str, str]]:
+def matrix_variants(base: Mapping[str, str], items: list[str]) -> list[dict[str, str]]:
     axes = parse_matrix(items)
     names = [a for a, _ in axes]
     return [
@@ -94,25 +71,15 @@ def matrix_variants(base: dict[str, str], items: list[str]) -> list[dict[str, st
     ]
 
 
-def compile_matrix(
-    recipe: Path,
-    base: dict[str, str],
-    sets: list[str],
-    localdir: Path | None,
-    items: list[str],
-) -> list[CompileResult]:
-    return [compile_recipe(recipe, v, sets, localdir) for v in matrix_variants(base, items)]
+def compile_matrix(request: CompileRequest, items: list[str]) -> list[CompileResult]:
+    """One compile per variant of the cross product (each with the request's lock, if any)."""
+    return [
+        compile_plan(request.for_variant(v)) for v in matrix_variants(request.variant, items)
+    ]
 
 
-def _matrix(
-    recipe: Path,
-    base: dict[str, str],
-    sets: list[str],
-    localdir: Path | None,
-    items: list[str],
-    as_json: bool,
-) -> None:
-    results = compile_matrix(recipe, base, sets, localdir, items)
+def _matrix(request: CompileRequest, items: list[str], as_json: bool) -> None:
+    results = compile_matrix(request, items)
     if as_json:
         plans = [json.loads(r.plan.to_json()) for r in results]
         sys.stdout.write(json.dumps(plans, sort_keys=True, indent=2) + "\n")

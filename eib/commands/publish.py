@@ -8,32 +8,21 @@ publish path is the original one), or by default from the
 
 from __future__ import annotations
 
+import calendar
 import logging
 import re
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
-from pydantic import ValidationError
-
+from eib.commands.options import VariantArgs
 from eib.errors import BuildError, Origin, UserError
-from eib.model.plan import Plan, load_plan_json
+from eib.model.plan import Plan, read_plan
 
 log = logging.getLogger("eib.publish")
 
 VERSION_IN_NAME = re.compile(r"\.(\d{6}-\d{6})\.")
-
-
-def read_plan(path: Path) -> Plan:
-    try:
-        return load_plan_json(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise UserError(f"cannot read the plan: {err.strerror}", origin=Origin(str(path))) from err
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UserError(
-            f"not a valid eib plan: {first['msg']}", origin=Origin(str(path)), key=where or None
-        ) from err
 
 
 def saved_plan(output_dir: Path) -> Path | None:
@@ -64,23 +53,19 @@ def build_version_of(output_dir: Path) -> str:
 
 
 def find_plan(
-    output_dir: Path,
-    plan_file: Path | None,
-    recipe: Path | None,
-    variant: dict[str, str],
-    sets: list[str],
-    localdir: Path | None,
+    output_dir: Path, plan_file: Path | None, recipe: Path | None, variant: VariantArgs
 ) -> Plan:
     if plan_file is not None and recipe is not None:
         raise UserError("give either --plan or --recipe, not both")
     if plan_file is not None:
         return read_plan(plan_file)
     if recipe is not None:
-        from eib.compile.compiler import compile_recipe
+        from eib.compile.compiler import compile_plan
 
-        version = build_version_of(output_dir)
-        return compile_recipe(recipe, variant, sets, localdir, build_version=version).plan
-    if variant or sets or localdir:
+        stamp = time.strptime(build_version_of(output_dir), "%y%m%d-%H%M%S")
+        request = replace(variant.request(recipe), source_date_epoch=calendar.timegm(stamp))
+        return compile_plan(request).plan
+    if variant.given:
         raise UserError("variant options, --set and --localdir need --recipe")
     found = saved_plan(output_dir)
     if found is None:
@@ -95,13 +80,11 @@ def run_publish(
     *,
     plan_file: Path | None,
     recipe: Path | None,
-    variant: dict[str, str],
-    sets: list[str],
-    localdir: Path | None,
+    variant: VariantArgs,
 ) -> None:
     if not output_dir.is_dir():
         raise UserError("not a directory", origin=Origin(str(output_dir)))
-    plan = find_plan(output_dir, plan_file, recipe, variant, sets, localdir)
+    plan = find_plan(output_dir, plan_file, recipe, variant)
     if not plan.publish.targets:
         raise UserError("the plan names no publish targets", key="publish.targets")
 

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from eib import paths
+from eib.commands.options import VariantArgs
 from eib.errors import UserError
 from eib.model.plan import Plan
-
-DEFAULT_CACHE_DIR = Path("/var/cache/eib")
-DEFAULT_WORK_DIR = Path("/var/tmp/eib")
 
 
 def resolve_dirs(
     cache_dir: Path | None, work_dir: Path | None, output_dir: Path | None
 ) -> tuple[Path, Path, Path]:
-    """Option, else environment (EIB_CACHE_DIR, EIB_WORK_DIR, EIB_OUTPUT_DIR), else default."""
-    env = os.environ
-    cache = cache_dir or Path(env.get("EIB_CACHE_DIR") or DEFAULT_CACHE_DIR)
-    work = work_dir or Path(env.get("EIB_WORK_DIR") or DEFAULT_WORK_DIR)
-    output = output_dir or (Path(env["EIB_OUTPUT_DIR"]) if env.get("EIB_OUTPUT_DIR") else None)
-    cache, work = cache.absolute(), work.absolute()
-    output = output.absolute() if output else work / "out"
+    """The run's dirs (option, else environment, else default), checked not to nest badly."""
+    cache, work = paths.cache_dir(cache_dir), paths.work_dir(work_dir)
+    output = paths.output_dir(output_dir, work)
     if output != work and work.is_relative_to(output):
         raise UserError(f"the work dir {work} must not be inside the output dir {output}")
     if cache.is_relative_to(work) or work.is_relative_to(cache):
@@ -31,55 +25,30 @@ def resolve_dirs(
 
 
 def load_plan(
-    recipe: Path | None,
-    plan_file: Path | None,
-    variant: dict[str, str],
-    sets: list[str],
-    localdir: Path | None,
-    cache: Path,
-    lock: Path | None = None,
+    recipe: Path | None, plan_file: Path | None, variant: VariantArgs, lock: Path | None = None
 ) -> Plan:
+    """The plan to build: a saved one (`--plan`), or the recipe compiled for the variant."""
     if (recipe is None) == (plan_file is None):
         raise UserError("give either a RECIPE or --plan plan.json", key="eib run")
     if plan_file is not None:
-        if variant or sets or localdir or lock:
+        if variant.given or lock:
             raise UserError(
                 "variant options, --set, --localdir and --lock need a RECIPE, not --plan"
             )
-        from pydantic import ValidationError
+        from eib.model.plan import read_plan
 
-        from eib.model.plan import load_plan_json
-
-        try:
-            return load_plan_json(plan_file.read_text())
-        except OSError as err:
-            raise UserError(f"cannot read plan: {err.strerror}", key=str(plan_file)) from None
-        except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise UserError(f"not a valid plan: {where}: {first['msg']}",
-                            key=str(plan_file)) from None
-    from eib.compile.compiler import compile_recipe
+        return read_plan(plan_file)
+    from eib.compile.compiler import compile_plan
 
     assert recipe is not None
-    build_version = None
-    if lock is not None:
-        from eib.lock.file import locked_inputs
-
-        pins, build_version = locked_inputs(lock, recipe, variant, sets=sets, localdir=localdir)
-        sets = [*sets, *pins]
-    return compile_recipe(
-        recipe, variant, sets, localdir, cachedir=str(cache), build_version=build_version
-    ).plan
+    return compile_plan(variant.request(recipe, lock)).plan
 
 
 def run_build(
     recipe: Path | None,
-    variant: dict[str, str],
+    variant: VariantArgs,
     *,
     plan_file: Path | None,
-    sets: list[str],
-    localdir: Path | None,
     dry_run: bool,
     stages: str | None,
     no_disk: bool,
@@ -99,7 +68,7 @@ def run_build(
         raise UserError("must be 0 or more seconds", key="--lock-timeout")
     selected = parse_stages(stages)
     cache, work, output = resolve_dirs(cache_dir, work_dir, output_dir)
-    plan = load_plan(recipe, plan_file, variant, sets, localdir, cache, lock)
+    plan = load_plan(recipe, plan_file, variant, lock)
     monitor = default_monitor()
     try:
         execute(

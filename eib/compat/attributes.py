@@ -6,14 +6,12 @@ did, so every INI file can refer to `${build:product}` and friends.
 
 from __future__ import annotations
 
-import os
-import platform as host_platform
-import re
-import time
 from pathlib import Path
 
 from eib.errors import UserError, did_you_mean
 from eib.paths import SYSCONFDIR
+from eib.variant import ARCHES as SUPPORTED_ARCHES
+from eib.variant import build_version, host_arch, series_of
 
 ATTRIBUTES = ("product", "branch", "arch", "platform", "personality")
 # Every key eib sets in [build] before the files are read.
@@ -27,44 +25,8 @@ BUILD_KEYS = (
     "localdir",
     "localdatadir",
 )
-SUPPORTED_ARCHES = ("amd64", "arm64", "i386")
 DEFAULT_SYSCONFDIR = Path(SYSCONFDIR)
 DEFAULT_CACHEDIR = Path("/var/cache/eib")
-_HOST_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
-def host_arch(machine: str | None = None) -> str:
-    """The build arch of this machine; an unknown CPU is an error, not a guess."""
-    machine = machine if machine is not None else host_platform.machine()
-    if machine in _HOST_ARCHES:
-        return _HOST_ARCHES[machine]
-    if re.fullmatch(r"i[3-6]86", machine):
-        return "i386"
-    raise UserError(
-        f"host architecture '{machine}' is not supported",
-        key="arch",
-        hint="pass --arch amd64, arm64 or i386",
-    )
-
-
-def series_of(branch: str) -> str:
-    """`eos3.8` → `eos3`: the branch with its last `.`-part removed."""
-    return branch.rsplit(".", 1)[0] if "." in branch else branch
-
-
-def build_version(epoch: str | None = None) -> str:
-    """UTC build time; `SOURCE_DATE_EPOCH` pins it so rebuilds are reproducible."""
-    value = epoch if epoch is not None else os.environ.get("SOURCE_DATE_EPOCH")
-    if value:
-        try:
-            stamp = int(value)
-        except ValueError:
-            raise UserError(
-                f"SOURCE_DATE_EPOCH must be an integer, not '{value}'", key="SOURCE_DATE_EPOCH"
-            ) from None
-    else:
-        stamp = int(time.time())
-    return time.strftime("%y%m%d-%H%M%S", time.gmtime(stamp))
 
 
 def personality_prefixes(personality: str) -> list[str]:

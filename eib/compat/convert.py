@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from eib.compat.attributes import ATTRIBUTES, BUILD_KEYS, SUPPORTED_ARCHES
+from eib.compat.attributes import ATTRIBUTES, BUILD_KEYS
 from eib.compat.inifile import read_ini
 from eib.compat.mapping import (
     HOOK_SECTIONS,
@@ -43,6 +43,7 @@ from eib.compat.mapping import (
 from eib.compat.reader import MERGED_OPTIONS, read_tree
 from eib.errors import Origin, UserError
 from eib.model import recipe as model
+from eib.variant import ARCHES as SUPPORTED_ARCHES
 
 KeyPath = tuple[str, ...]
 _REF = re.compile(r"\$\{([^}]*)\}")

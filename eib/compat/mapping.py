@@ -192,21 +192,22 @@ def to_recipe(
         elif section == "publish":
             _publish(options, put)
         elif section.startswith(TARGET_PREFIX) and len(section) > len(TARGET_PREFIX):
+            target_model = model.TARGET_MODELS.get(options.get("kind", ""))
+            if target_model is None:
+                raise UserError(
+                    "a publish target needs kind = s3, rsync or local",
+                    origin=origin_of(section, "kind" if "kind" in options else ""),
+                    key=f"[{section}] kind",
+                )
             target: dict[str, Any] = {}
             for key, value in options.items():
-                if key in model.PublishTarget.model_fields:
+                if key in target_model.model_fields:
                     where = (section, key)
                     target[key] = escape(
-                        convert_value(model.PublishTarget, key, value, where, origin_of)
+                        convert_value(target_model, key, value, where, origin_of)
                     )
                 else:
                     put(("extra", section, key), value, (section, key))
-            if "kind" not in target:
-                raise UserError(
-                    "a publish target needs kind = s3, rsync or local",
-                    origin=origin_of(section, ""),
-                    key=f"[{section}] kind",
-                )
             targets.append(target)
         else:
             for key, value in options.items():

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eib.compat.env import env_name, legacy_env
+from eib.compat.env import legacy_env
 from eib.compat.reader import read_tree
-from eib.model.plan import Plan
+from eib.envnames import env_name
+from eib.model.plan import CACHEDIR_TOKEN, Plan
 
 
 def private_env(plan: Plan) -> dict[str, str]:
@@ -30,7 +31,7 @@ def private_env(plan: Plan) -> dict[str, str]:
         localdir=Path(build.localdir) if build.localdir else None,
         sysconfdir=Path(build.sysconfdir),
         srcdir=Path(build.srcdir) if build.srcdir else None,
-        cachedir=build.cachedir,
+        cachedir=CACHEDIR_TOKEN,
         build_version=build.build_version,
     )
     names = {env_name(s, k) for s, k in config.hidden_keys()}

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eib.compat.env import env_name, legacy_env
+from eib.compat.env import legacy_env
 from eib.compat.mapping import to_recipe
 from eib.compat.reader import LegacyConfig, read_tree
 from eib.compat.schema import check_schema, schema_files
+from eib.envnames import env_name
 from eib.errors import Origin
 
 

@@ -8,24 +8,25 @@ same inputs give a byte-identical plan and digest.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
 from eib import __version__
+from eib.compile.carried import fold_remote, hook_step, key_material
 from eib.errors import Origin, UserError
+from eib.execute.stages import PLAN_STAGES
 from eib.load.interpolate import Interpolator
 from eib.load.layers import collect_files, resolve_variant, select_layers
 from eib.load.merge import Event, Tree, merge_into
 from eib.load.validation import recipe_error
 from eib.load.yamlfile import KeyPath
 from eib.model.plan import (
+    CACHEDIR_TOKEN,
     REDACTED,
     HookStep,
     Outputs,
@@ -33,14 +34,35 @@ from eib.model.plan import (
     PublishPlan,
     SecretRef,
     Stage,
-    Step,
 )
 from eib.model.recipe import HOOK_GROUPS, Recipe
 from eib.paths import BUILTIN_HOOKS_DIR, SYSCONFDIR
+from eib.variant import FLATPAK_ARCHES, build_version, source_date_epoch
 
-DEFAULT_CACHE_DIR = "/var/cache/eib"
+if TYPE_CHECKING:
+    from eib.compile.locking import LockPins
+
 COMPRESSED_SUFFIX = {"gz": "img.gz", "xz": "img.xz", "zstd": "img.zst"}
-FLATPAK_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i386"}
+
+
+@dataclass(frozen=True)
+class CompileRequest:
+    """What to compile: one recipe, one variant, and what the command line adds.
+
+    One object instead of the same five arguments through every command; a
+    lock file is applied as data (pinned commits, the commit's time), never
+    as `--set` strings.
+    """
+
+    recipe: Path
+    variant: Mapping[str, str] = field(default_factory=dict)
+    sets: tuple[str, ...] = ()
+    localdir: Path | None = None
+    lock: Path | None = None
+    source_date_epoch: int | None = None  # the build's time; default SOURCE_DATE_EPOCH or now
+
+    def for_variant(self, variant: Mapping[str, str]) -> CompileRequest:
+        return replace(self, variant=dict(variant))
 
 
 @dataclass
@@ -54,63 +76,70 @@ class CompileResult:
     layers: list[str] = field(default_factory=list)
 
 
-def build_version_now() -> str:
-    """UTC `%y%m%d-%H%M%S`, fixed by SOURCE_DATE_EPOCH for reproducible plans."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    try:
-        stamp = time.gmtime(int(epoch)) if epoch else time.gmtime()
-    except ValueError:
-        raise UserError(f"SOURCE_DATE_EPOCH must be an integer, got {epoch!r}") from None
-    return time.strftime("%y%m%d-%H%M%S", stamp)
-
-
 def is_legacy_tree(path: Path) -> bool:
     return path.is_dir() and (path / "defaults.ini").is_file()
 
 
 def compile_recipe(
     path: Path,
-    variant: dict[str, str] | None = None,
+    variant: Mapping[str, str] | None = None,
     sets: list[str] | None = None,
     localdir: Path | None = None,
-    *,
-    cachedir: str | None = None,
-    build_version: str | None = None,
 ) -> CompileResult:
-    """Compile the recipe at `path` (a YAML file or a legacy config dir)."""
-    path = Path(path)
-    variant = dict(variant or {})
-    cachedir = cachedir or os.environ.get("EIB_CACHE_DIR") or DEFAULT_CACHE_DIR
-    version = build_version or build_version_now()
+    """`compile_plan` of a request made from these arguments (no lock)."""
+    return compile_plan(CompileRequest(Path(path), dict(variant or {}), tuple(sets or ()),
+                                       localdir))
+
+
+def compile_plan(request: CompileRequest) -> CompileResult:
+    """Compile a request; with a lock, the pinned commits and their time are applied."""
+    if request.lock is None:
+        return _compile(request, None)
+    from eib.compile.locking import pins_for
+
+    unpinned = _compile(request, None)
+    return _compile(request, pins_for(request.lock, unpinned.plan))
+
+
+def _compile(request: CompileRequest, pins: LockPins | None) -> CompileResult:
+    path = Path(request.recipe)
+    variant = dict(request.variant)
+    localdir = request.localdir
+    epoch: int | None = request.source_date_epoch
+    if pins is not None:
+        epoch = pins.epoch
+    elif epoch is None:
+        epoch = source_date_epoch()
+    version = build_version(epoch)
     if is_legacy_tree(path):
-        tree, var, layers, recipe_dir, private = _legacy_tree(
-            path, variant, localdir, cachedir, version
-        )
+        tree, var, layers, recipe_dir, private = _legacy_tree(path, variant, localdir, version)
     elif path.is_dir():
         raise UserError(
             "a directory is accepted only as a legacy config dir (holding defaults.ini)",
             origin=Origin(str(path)),
         )
     else:
-        tree, var, layers = _yaml_tree(path, variant, localdir, cachedir, version)
+        tree, var, layers = _yaml_tree(path, variant, localdir, version)
         recipe_dir = path.resolve().parent
         private = set()
-    _apply_sets(tree, sets or [])
+    _apply_sets(tree, list(request.sets))
     _seed_interpolated_defaults(tree)
     resolved = Interpolator(tree).resolve_all()
     _anchor_paths(resolved, tree)
     recipe = _validate(resolved, tree)
-    plan = _plan(path, recipe_dir, recipe, tree, localdir, private)
+    if pins is not None:
+        recipe = pins.apply(recipe)
+    plan = _plan(path, recipe_dir, recipe, tree, localdir, private, epoch)
     return CompileResult(plan, recipe, tree, var, layers)
 
 
 def _yaml_tree(
-    path: Path, given: dict[str, str], localdir: Path | None, cachedir: str, version: str
+    path: Path, given: dict[str, str], localdir: Path | None, version: str
 ) -> tuple[Tree, dict[str, str], list[str]]:
     docs = collect_files(path)
     variant = resolve_variant(docs, given)
     tree = Tree()
-    _set_build(tree, variant, given, path.resolve().parent, localdir, cachedir, version)
+    _set_build(tree, variant, given, path.resolve().parent, localdir, version)
     layers = select_layers(docs, variant)
     for layer in layers:
         merge_into(tree, layer.data, layer.doc.origins, layer.label, (), layer.origin_prefix)
@@ -121,13 +150,12 @@ def _legacy_tree(
     config_dir: Path,
     given: dict[str, str],
     localdir: Path | None,
-    cachedir: str,
     version: str,
 ) -> tuple[Tree, dict[str, str], list[str], Path, set[str]]:
     from eib.compat.to_recipe import load_legacy_tree
 
     legacy = load_legacy_tree(
-        config_dir, given, localdir=localdir, cachedir=cachedir, build_version=version
+        config_dir, given, localdir=localdir, cachedir=CACHEDIR_TOKEN, build_version=version
     )
     tree = Tree()
     merge_into(tree, legacy.recipe, legacy.recipe_origins, str(config_dir))
@@ -145,13 +173,12 @@ def _set_build(
     given: dict[str, str],
     srcdir: Path,
     localdir: Path | None,
-    cachedir: str,
     version: str,
 ) -> None:
     build: dict[str, Any] = dict(variant)
     build.update(
         build_version=version,
-        cachedir=cachedir,
+        cachedir=CACHEDIR_TOKEN,
         srcdir=str(srcdir),
         localdir=str(localdir.resolve()) if localdir else "",
         localdatadir=str(localdir.resolve() / "data") if localdir else "",
@@ -194,7 +221,7 @@ def _apply_sets(tree: Tree, sets: list[str]) -> None:
 
 def _anchor(value: str, tree: Tree, path: KeyPath) -> str:
     """A relative file path is relative to the recipe file that wrote it."""
-    if not value or value.startswith("/") or "://" in value:
+    if not value or value.startswith("/") or "://" in value or value.lstrip().startswith("-----"):
         return value
     origin = tree.origin(path)
     base = Path(origin.file).parent if origin and Path(origin.file).is_file() else Path.cwd()
@@ -217,7 +244,7 @@ def _anchor_paths(resolved: dict[str, Any], tree: Tree) -> None:
         for name, remote in remotes.items():
             if not isinstance(remote, dict):
                 continue
-            for key in ("gpg_key", "repo_file"):
+            for key in ("gpg_key", "repo_file", "url"):
                 if isinstance(remote.get(key), str):
                     remote[key] = _anchor(remote[key], tree, ("flatpak", "remotes", name, key))
     secrets = resolved.get("secrets")
@@ -230,6 +257,10 @@ def _anchor_paths(resolved: dict[str, Any], tree: Tree) -> None:
 def _validate(resolved: dict[str, Any], tree: Tree) -> Recipe:
     known = set(Recipe.model_fields) - {"extra"}
     data = {k: v for k, v in resolved.items() if k in known}
+    # `${build:cachedir}` is there to be interpolated; the dir itself is an argument
+    # of the run, never plan content.
+    if isinstance(data.get("build"), dict):
+        data["build"] = {k: v for k, v in data["build"].items() if k != "cachedir"}
     extra = {k: v for k, v in resolved.items() if k not in known and k != "extra"}
     # Options of known sections that the models do not type (legacy INI keys such
     # as [image] branding_logo) arrive under `extra`; hooks still read them.
@@ -250,37 +281,28 @@ def _validate(resolved: dict[str, Any], tree: Tree) -> Recipe:
         raise recipe_error(err, tree) from None
 
 
-def _find_hook(group: str, name: str, dirs: list[Path]) -> Path | None:
-    for directory in dirs:
+def _find_hook(group: str, name: str, dirs: list[tuple[str, Path]]) -> tuple[str, Path] | None:
+    for label, directory in dirs:
         candidate = directory / group / name
         if candidate.is_file():
-            return candidate.resolve()
+            return label, candidate.resolve()
     return None
 
 
-def _hooks(recipe: Recipe, tree: Tree, dirs: list[Path]) -> list[HookStep]:
+def _hooks(recipe: Recipe, tree: Tree, dirs: list[tuple[str, Path]]) -> list[HookStep]:
     steps = []
     for group in HOOK_GROUPS:
         for name in sorted(getattr(recipe.hooks, group)):
             found = _find_hook(group, name, dirs)
             if found is None:
-                searched = ", ".join(str(d / group) for d in dirs)
+                searched = ", ".join(str(d / group) for _, d in dirs)
                 raise UserError(
                     f"hook '{name}' not found (searched {searched})",
                     origin=_added_at(tree, ("hooks", group), name),
                     key=f"hooks.{group}",
                 )
-            data = found.read_bytes()
-            steps.append(
-                HookStep(
-                    group=group,
-                    name=name,
-                    path=str(found),
-                    sha256=hashlib.sha256(data).hexdigest(),
-                    chroot=name.endswith(".chroot"),
-                    executable=os.access(found, os.X_OK),
-                )
-            )
+            label, path = found
+            steps.append(hook_step(group, name, path, label))
     return steps
 
 
@@ -298,26 +320,34 @@ def _plan(
     tree: Tree,
     localdir: Path | None,
     private_env: set[str],
+    epoch: int | None,
 ) -> Plan:
     from eib.compile.hookenv import recipe_env
 
     build = recipe.build
     # A recipe's own hooks/ come first; for a legacy tree the localdir's hooks
     # come before the checkout's, as the legacy builder looked them up.
-    dirs = [recipe_dir / "hooks"]
+    legacy = is_legacy_tree(path)
+    dirs = [("srcdir" if legacy else "recipe", recipe_dir / "hooks")]
     if localdir is not None:
-        local = localdir.resolve() / "hooks"
-        dirs = (
-            [local, *dirs] if private_env is not None and is_legacy_tree(path) else [*dirs, local]
-        )
-    dirs.append(BUILTIN_HOOKS_DIR)
+        local = ("localdir", localdir.resolve() / "hooks")
+        dirs = [local, *dirs] if legacy else [*dirs, local]
+    dirs.append(("builtin", BUILTIN_HOOKS_DIR))
     hooks = _hooks(recipe, tree, dirs)
     flatpak = recipe.flatpak
-    if not flatpak.arch:
-        flatpak = flatpak.model_copy(update={"arch": FLATPAK_ARCH[build.arch]})
+    flatpak = flatpak.model_copy(
+        update={
+            "arch": flatpak.arch or FLATPAK_ARCHES[build.arch],
+            "remotes": {n: fold_remote(n, r) for n, r in flatpak.remotes.items()},
+        }
+    )
     ostree = recipe.ostree
-    if not ostree.ref_deploy:
-        ostree = ostree.model_copy(update={"ref_deploy": ostree.ref})
+    ostree = ostree.model_copy(
+        update={
+            "ref_deploy": ostree.ref_deploy or ostree.ref,
+            "gpg_keys": [key_material(k, key="ostree.gpg_keys") for k in ostree.gpg_keys],
+        }
+    )
     recipe = recipe.model_copy(update={"flatpak": flatpak, "ostree": ostree})
     outversion = (
         f"{build.product}-{build.branch}-{build.arch}-{build.platform}."
@@ -348,7 +378,7 @@ def _plan(
     plan = Plan(
         eib_version=__version__,
         recipe=str(path.resolve()),
-        recipe_dir=str(recipe_dir),
+        source_date_epoch=epoch,
         build=build,
         ostree=ostree,
         image=recipe.image,
@@ -360,69 +390,15 @@ def _plan(
         extra=recipe.extra,
         env=env,
         outputs=outputs,
-        stages=_stages(recipe, hooks),
+        stages=[],
     )
-    return plan.with_digest()
+    # What each stage will do, as its one definition (eib.execute.stages) lists it.
+    stages = [Stage(name=s.name, steps=s.steps(plan)) for s in PLAN_STAGES]
+    return plan.model_copy(update={"stages": stages}).with_digest()
 
 
 def _secret_option_env(recipe: Recipe) -> set[str]:
     """A secret named `section.key` (a converted private INI value) hides EIB_SECTION_KEY."""
-    from eib.compile.hookenv import env_name
+    from eib.envnames import env_name
 
     return {env_name(*name.split(".", 1)) for name in recipe.secrets if "." in name.strip(".")}
-
-
-def _hook_steps(hooks: list[HookStep], group: str) -> list[Step]:
-    return [
-        Step(name=f"hook {h.name}", description=f"{h.group} hook {h.path}")
-        for h in hooks
-        if h.group == group
-    ]
-
-
-def _stages(recipe: Recipe, hooks: list[HookStep]) -> list[Stage]:
-    ost, img = recipe.ostree, recipe.image
-    ref = ost.commit or ost.ref
-    image_steps = [
-        *_hook_steps(hooks, "content"),
-        Step(name="deploy", description=f"deploy {ref} as os '{ost.os}'"),
-        *_hook_steps(hooks, "image"),
-    ]
-    fp = recipe.flatpak
-    remotes = [n for n, r in sorted(fp.remotes.items()) if r.enable and (r.apps or r.runtimes)]
-    if fp.enable and remotes:
-        count = sum(len(fp.remotes[n].apps) + len(fp.remotes[n].runtimes) for n in remotes)
-        image_steps.append(
-            Step(
-                name="flatpak",
-                description=f"install {count} refs from {', '.join(remotes)}",
-            )
-        )
-    image_steps.append(Step(name="disk", description=f"assemble {img.partition_table} disk image"))
-    image_steps.append(Step(name="compress", description=f"compress with {img.compression}"))
-    image_steps.append(Step(name="checksum", description="sha256 of each image"))
-    if img.signing_keyid:
-        image_steps.append(
-            Step(name="sign", description=f"detached signatures by {img.signing_keyid}")
-        )
-    for flag, label in (("qcow2", "qcow2 image"), ("iso", "ISO image"), ("boot_zip", "boot.zip")):
-        if getattr(img, flag):
-            image_steps.append(Step(name=flag.replace("_", "."), description=label))
-    publish_steps = [
-        Step(name=f"{t.kind} {t.bucket or t.host or t.path}", description=f"publish to {t.kind}")
-        for t in recipe.publish.targets
-    ] + _hook_steps(hooks, "publish")
-    return [
-        Stage(name="ostree", steps=[Step(name="pull", description=f"pull {ref} from {ost.url}")]),
-        Stage(name="image", steps=image_steps),
-        Stage(
-            name="manifest",
-            steps=[
-                Step(name="basic-info", description="product, variant and builder facts"),
-                *_hook_steps(hooks, "manifest"),
-                Step(name="merge", description="merge JSON fragments into the manifest"),
-            ],
-        ),
-        Stage(name="publish", steps=publish_steps),
-        Stage(name="error", steps=_hook_steps(hooks, "error")),
-    ]

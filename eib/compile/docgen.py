@@ -19,9 +19,11 @@ from eib.model.recipe import (
     FlatpakRemote,
     Hooks,
     Image,
+    LocalTarget,
     Ostree,
     Publish,
-    PublishTarget,
+    RsyncTarget,
+    S3Target,
     Secret,
     Variant,
 )
@@ -34,7 +36,9 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("flatpak.remotes.NAME", FlatpakRemote),
     ("hooks", Hooks),
     ("publish", Publish),
-    ("publish.targets[]", PublishTarget),
+    ("publish.targets[] (kind: s3)", S3Target),
+    ("publish.targets[] (kind: rsync)", RsyncTarget),
+    ("publish.targets[] (kind: local)", LocalTarget),
     ("secrets.NAME", Secret),
     ("demo", Demo),
 ]

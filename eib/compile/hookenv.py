@@ -1,41 +1,18 @@
-"""The `EIB_*` environment hooks read, named exactly as the legacy builder did.
+"""The `EIB_*` environment of a typed recipe (names and values: `eib.envnames`).
 
-Every option becomes `EIB_<SECTION>_<OPTION>` upper-cased with characters
-outside `A-Z0-9_` turned into `_`; `[build]` options drop the section;
-`true`/`false` are lower case; lists are newline-joined like merged INI
-options.  YAML sections map onto the legacy section names (`hooks.image` is
+YAML sections map onto the legacy section names (`hooks.image` is
 `[image] hooks`, `flatpak.remotes.X` is `[flatpak-remote-X]`) so a legacy
 hook finds the same variables whichever format the recipe is in.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from eib.envnames import env_name, env_value
 from eib.model.plan import REDACTED
 from eib.model.recipe import Recipe
-
-_UNSAFE = re.compile(r"[^A-Z0-9_]")
-
-
-def env_name(section: str, option: str) -> str:
-    if section == "build":
-        return _UNSAFE.sub("_", f"EIB_{option}".upper())
-    return _UNSAFE.sub("_", f"EIB_{section}_{option}".upper())
-
-
-def env_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower()
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return "\n".join(env_value(v) for v in value)
-    return str(value)
 
 
 def sections_env(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:

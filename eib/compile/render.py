@@ -7,6 +7,7 @@ Colour (bold headings, dim details) is used only on a terminal.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -56,8 +57,14 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value) if value else "[]"
-    return str(value)
+        return ", ".join(_fmt(v) for v in value) if value else "[]"
+    text = str(value)
+    if "\n" in text.strip() or len(text) > 200:
+        # Carried content (a key): its digest says which, the JSON plan holds it whole.
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        kind = "armoured key" if "BEGIN PGP" in text else "content"
+        return f"<{kind}, sha256 {digest}…>"
+    return text
 
 
 def _section(parent: Node, style: Style, title: str, values: dict[str, Any]) -> None:

@@ -58,6 +58,7 @@ class BuildContext:
     step: str = ""
     cache_keys: dict[str, str] = field(default_factory=dict)  # stage → stage-cache key
     use_cache: bool = False  # this run reuses and stores stage results
+    assemble_disk: bool = True  # False: the image stage stops after deployment and Flatpaks
 
     @property
     def os_var(self) -> Path:

@@ -313,8 +313,6 @@ def assemble_image(
     output_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     manifest_dir.mkdir(parents=True, exist_ok=True)
-    if source_date_epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
-        source_date_epoch = int(os.environ["SOURCE_DATE_EPOCH"])
     deployments = find_deployments(sysroot, plan.ostree.os) or find_deployments(sysroot)
     deployment = deployments[0] if deployments else None
     if deployment is None:

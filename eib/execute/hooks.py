@@ -23,7 +23,7 @@ from eib.execute.chroot import chroot_mounts
 from eib.execute.context import BuildContext
 from eib.execute.logs import stream_command
 from eib.execute.mounts import kill_processes_under
-from eib.model.plan import HookStep, Plan
+from eib.model.plan import CACHEDIR_TOKEN, HookStep, Plan
 
 log = logging.getLogger("eib.hooks")
 
@@ -83,23 +83,31 @@ def hook_env(ctx: BuildContext) -> dict[str, str]:
     )
     if ctx.deployment is not None:
         env["OSTREE_DEPLOYMENT"] = str(ctx.deployment)
-    return env
+    # Values the recipe derived from `${build:cachedir}` name this run's cache dir.
+    cache = str(d.cache)
+    return {k: v.replace(CACHEDIR_TOKEN, cache) for k, v in env.items()}
 
 
-def check_hook(hook: HookStep) -> Path:
-    """The hook's path, after making sure it is the file the plan pinned."""
-    path = Path(hook.path)
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as err:
+def materialize_hook(hook: HookStep, directory: Path) -> Path:
+    """Write the hook the plan carries into `directory/<group>/<name>`, checked by sha256.
+
+    Hooks run from the plan's copy, never from the recipe tree, so a saved
+    plan builds where the recipe is not and a file edited after `eib plan`
+    cannot change what runs.
+    """
+    data = hook.data()
+    if hashlib.sha256(data).hexdigest() != hook.sha256.removeprefix("sha256:"):
         raise BuildError(
-            f"hook {hook.group}/{hook.name}: cannot read {path}: {err.strerror}"
-        ) from None
-    if digest != hook.sha256.removeprefix("sha256:"):
-        raise BuildError(
-            f"hook {hook.group}/{hook.name}: {path} changed since the plan was made "
-            "(sha256 differs); make the plan again"
+            f"hook {hook.group}/{hook.name}: its content does not match its sha256 in the plan "
+            "(the plan was edited); make the plan again"
         )
+    path = directory / hook.group / hook.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                 0o755 if hook.executable else 0o644)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
     return path
 
 
@@ -114,7 +122,7 @@ def _host_argv(hook: HookStep, path: Path) -> list[str]:
 
 def run_hook(ctx: BuildContext, hook: HookStep) -> None:
     """Run one hook; a non-zero exit raises BuildError naming it."""
-    path = check_hook(hook)
+    path = materialize_hook(hook, ctx.dirs.work / "hooks")
     env = hook_env(ctx)
     ctx.dirs.tmp.mkdir(parents=True, exist_ok=True)
     prefix = f"[{hook.group}/{hook.name}] "

@@ -10,23 +10,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 
 from eib.execute.context import BuildContext
 from eib.execute.deploy import deploy
 from eib.execute.hooks import run_hooks
+from eib.execute.stages import installs_flatpaks
 
 log = logging.getLogger("eib.execute.image")
 
 
-def run_image_stage(ctx: BuildContext, *, assemble_disk: bool = True) -> None:
+def run_image_stage(ctx: BuildContext) -> None:
     plan, dirs = ctx.plan, ctx.dirs
     run_hooks(ctx, "content")
     ctx.deployment = deploy(ctx)
     run_hooks(ctx, "image")
 
-    remotes = [r for r in plan.flatpak.remotes.values() if r.enable and (r.apps or r.runtimes)]
-    if plan.flatpak.enable and remotes:
+    if installs_flatpaks(plan):
         ctx.step = "flatpak"
         ctx.monitor.step("install Flatpaks")
         from eib.flatpak.install import install_flatpaks
@@ -42,7 +41,7 @@ def run_image_stage(ctx: BuildContext, *, assemble_disk: bool = True) -> None:
         else:
             install_flatpaks(plan, deployment, dirs.cache, dirs.manifest)
 
-    if not assemble_disk:
+    if not ctx.assemble_disk:
         log.info("disk assembly skipped (--no-disk)")
         return
     ctx.step = "disk"
@@ -50,7 +49,7 @@ def run_image_stage(ctx: BuildContext, *, assemble_disk: bool = True) -> None:
     from eib.execute.disk import assemble_image
 
     assemble_image(plan, dirs.sysroot, dirs.output, dirs.work, dirs.manifest,
-                   seed=reproducible_seed(ctx), source_date_epoch=source_date_epoch(ctx))
+                   seed=reproducible_seed(ctx), source_date_epoch=plan.source_date_epoch)
 
 
 def reproducible_seed(ctx: BuildContext) -> str:
@@ -71,13 +70,3 @@ def reproducible_seed(ctx: BuildContext) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def source_date_epoch(ctx: BuildContext) -> int | None:
-    """SOURCE_DATE_EPOCH when set, else a pinned commit's own time (a locked build)."""
-    value = os.environ.get("SOURCE_DATE_EPOCH", "")
-    if value.isdigit():
-        return int(value)
-    if ctx.plan.ostree.commit and ctx.commit:
-        from eib.tools.ostree import commit_info
-
-        return commit_info(ctx.dirs.ostree_repo, ctx.commit).timestamp
-    return None

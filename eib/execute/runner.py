@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,19 +26,15 @@ from eib.execute.context import BuildContext, BuildDirs
 from eib.execute.error_stage import run_error_stage
 from eib.execute.exclusive import cache_lock
 from eib.execute.hooks import plan_env
-from eib.execute.image_stage import run_image_stage
 from eib.execute.logs import build_log
-from eib.execute.manifest import run_manifest_stage
 from eib.execute.mounts import cleanup_work_dir, remove_tree
-from eib.execute.ostree_stage import run_ostree_stage
 from eib.execute.progress import Monitor, NullMonitor
-from eib.execute.publish_stage import run_publish_stage
+from eib.execute.stages import BUILD_STAGES, CACHED_STAGES, spec
 from eib.model.plan import REDACTED, Plan
 from eib.model.recipe import HOOK_GROUPS
 
 log = logging.getLogger("eib.execute")
 
-BUILD_STAGES = ("ostree", "image", "manifest", "publish")
 
 
 def parse_stages(text: str | None) -> tuple[str, ...]:
@@ -60,7 +56,7 @@ def parse_stages(text: str | None) -> tuple[str, ...]:
 
 def public_config(plan: Plan) -> dict[str, Any]:
     """The plan's resolved sections for `<outversion>.config.yaml`, private values redacted."""
-    from eib.compile.hookenv import env_name
+    from eib.envnames import env_name
 
     data: dict[str, Any] = plan.model_dump(
         mode="json", include={"build", "ostree", "image", "flatpak", "publish", "demo"}
@@ -145,18 +141,6 @@ def terminate_as_error() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-StageFn = Callable[[BuildContext], Any]
-
-
-def _stage_functions(assemble_disk: bool) -> dict[str, StageFn]:
-    return {
-        "ostree": run_ostree_stage,
-        "image": lambda ctx: run_image_stage(ctx, assemble_disk=assemble_disk),
-        "manifest": run_manifest_stage,
-        "publish": run_publish_stage,
-    }
-
-
 def _run_stages(
     ctx: BuildContext,
     stages: Sequence[str],
@@ -166,7 +150,6 @@ def _run_stages(
 ) -> None:
     from eib.execute.stage_cache import explain_stage, run_cached
 
-    functions = _stage_functions(assemble_disk)
     planned: set[str] = {s.name for s in ctx.plan.stages} or set(BUILD_STAGES)
     # A partial run (`--stages`) or one without a disk image is not a whole
     # stage result: it is neither stored nor served from the cache.
@@ -185,11 +168,12 @@ def _run_stages(
         ctx.monitor.stage(name)
         log.info("=== stage %s", name)
         started = time.monotonic()
-        if caching and name in ("ostree", "image", "manifest"):
-            if run_cached(ctx, name, lambda fn=functions[name]: fn(ctx)):  # type: ignore[misc]
+        run_stage = spec(name).run_function()
+        if caching and name in CACHED_STAGES:
+            if run_cached(ctx, name, lambda fn=run_stage: fn(ctx)):  # type: ignore[misc]
                 ctx.monitor.message(f"{name}: reused from the stage cache")
         else:
-            functions[name](ctx)
+            run_stage(ctx)
         ctx.monitor.stage_done(name, time.monotonic() - started)
     if "publish" not in stages or "publish" not in planned:
         save_plan_outputs(ctx.plan, ctx.dirs.output)
@@ -209,7 +193,8 @@ def execute(
 ) -> BuildContext:
     """Build `plan`; raise BuildError (after the error stage) when a step fails."""
     monitor = monitor or NullMonitor()
-    ctx = BuildContext(plan=plan, dirs=dirs, monitor=monitor, dry_run=dry_run)
+    ctx = BuildContext(plan=plan, dirs=dirs, monitor=monitor, dry_run=dry_run,
+                       assemble_disk=assemble_disk)
     from eib.secrets import redactor
 
     scrub = redactor(plan)

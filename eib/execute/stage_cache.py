@@ -16,11 +16,9 @@ from typing import Any
 
 from eib.execute import cache
 from eib.execute.context import BuildContext
-from eib.model.plan import Plan
+from eib.execute.stages import CACHED_STAGES, spec
 
 log = logging.getLogger("eib.execute.cache")
-
-CACHED = ("ostree", "image", "manifest")
 
 
 def _commit_in_repo(ctx: BuildContext, commit: str) -> bool:
@@ -30,13 +28,8 @@ def _commit_in_repo(ctx: BuildContext, commit: str) -> bool:
     return (ctx.dirs.ostree_repo / "objects" / commit[:2] / f"{commit[2:]}.commit").is_file()
 
 
-def pinned_flatpak_commits(plan: Plan) -> dict[str, dict[str, str]]:
-    """remote → {ref → commit} of the plan's pins (a locked plan carries them)."""
-    return {n: dict(r.commits) for n, r in plan.flatpak.remotes.items() if r.commits}
-
-
 def runtime_inputs(ctx: BuildContext) -> dict[str, Any]:
-    inputs: dict[str, Any] = {"flatpak_pins": pinned_flatpak_commits(ctx.plan)}
+    inputs: dict[str, Any] = {}
     if ctx.commit:
         inputs["commit"] = ctx.commit
     return inputs
@@ -45,14 +38,14 @@ def runtime_inputs(ctx: BuildContext) -> dict[str, Any]:
 def explain_stage(ctx: BuildContext, stage: str) -> str:
     if stage == "ostree" and not ctx.plan.ostree.commit:
         return f"ostree: runs (resolves {ctx.plan.ostree.ref}; an unchanged ref pulls nothing)"
-    if stage not in CACHED:
+    if stage not in CACHED_STAGES:
         return f"{stage}: not cached (always runs)"
     return cache.explain(ctx.plan, stage, _with_previous(ctx, stage), cache_dir=ctx.dirs.cache)
 
 
 def _with_previous(ctx: BuildContext, stage: str) -> dict[str, Any]:
     inputs = runtime_inputs(ctx)
-    previous = cache.PREVIOUS.get(stage)
+    previous = spec(stage).previous
     if previous and previous in ctx.cache_keys:
         inputs["previous"] = ctx.cache_keys[previous]
     return inputs

@@ -9,13 +9,13 @@ localdir's.
 
 from __future__ import annotations
 
-import platform as host_platform
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from eib.errors import Origin, UserError, did_you_mean
 from eib.load.yamlfile import KeyPath, YamlDoc, load_yaml
 from eib.model.recipe import ARCHES, KNOWN_SECTIONS
+from eib.variant import host_arch, series_of
 
 VARIANT_ATTRS = ("product", "branch", "arch", "platform", "personality")
 WHEN_ATTRS = (*VARIANT_ATTRS, "series")
@@ -148,22 +148,6 @@ def check_when(when: Any, doc: YamlDoc, path: KeyPath) -> None:
                 origin=doc.origin((*path, attr)),
                 key=f"when.{attr}",
             )
-
-
-def host_arch() -> str:
-    machine = host_platform.machine()
-    if machine == "x86_64":
-        return "amd64"
-    if machine == "aarch64":
-        return "arm64"
-    if len(machine) == 4 and machine.startswith("i") and machine.endswith("86"):
-        return "i386"
-    raise UserError(f"unsupported host architecture '{machine}'; pass --arch")
-
-
-def series_of(branch: str) -> str:
-    """`eos3.8` → `eos3`; a branch without a dot is its own series."""
-    return branch.rsplit(".", 1)[0] if "." in branch else branch
 
 
 def resolve_variant(docs: list[YamlDoc], given: dict[str, str]) -> dict[str, str]:

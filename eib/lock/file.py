@@ -140,99 +140,16 @@ def find_entry(lock: LockFile, path: Path, build: dict[str, str]) -> LockEntry:
     return entry
 
 
-def _resolved_build(
-    recipe: Path, variant: dict[str, str], sets: list[str], localdir: Path | None
-) -> tuple[dict[str, str], str, str]:
-    """Compile once, without the lock, to learn the resolved variant and the plan's ref/url."""
-    from eib.compile.compiler import compile_recipe
-
-    plan = compile_recipe(recipe, variant, sets, localdir, build_version="0").plan
-    build = plan.build.model_dump(include=set(VARIANT_KEY_ATTRS))
-    return build, plan.ostree.url, plan.ostree.ref
-
-
-def lock_entry_for(
-    lock_path: Path,
-    recipe: Path,
-    variant: dict[str, str],
-    sets: list[str] | None = None,
-    localdir: Path | None = None,
-) -> LockEntry:
-    """The lock entry for `variant` of `recipe` (with `sets` applied), checked against
-    the ref and URL the recipe pulls now."""
-    lock = read_lock(lock_path)
-    build, url, ref = _resolved_build(recipe, variant, sets or [], localdir)
-    entry = find_entry(lock, lock_path, build)
-    if (entry.ostree.url, entry.ostree.ref) != (url, ref):
-        raise UserError(
-            f"the lock pins ref {entry.ostree.ref} from {entry.ostree.url}, but the recipe "
-            f"now pulls ref {ref} from {url}",
-            origin=Origin(str(lock_path)),
-            key=f"variants.{variant_key(build)}.ostree",
-            hint="run `eib lock` again",
-        )
-    return entry
-
-
-def _set_value(text: str) -> str:
-    """Quote a --set value when YAML would read it as something other than this string."""
-    return text if yaml.safe_load(text) == text else f'"{text}"'
-
-
-def source_date_epoch(lock: Path, variant: dict[str, str], recipe: Path | None = None) -> int:
-    """The pinned OSTree commit's timestamp: the build time of a locked build."""
-    return _entry(lock, variant, recipe).ostree.timestamp
-
-
-def build_version_of(epoch: int) -> str:
-    """`%y%m%d-%H%M%S` of `epoch`, as `compile_recipe(build_version=...)` wants it."""
-    import time
-
-    return time.strftime("%y%m%d-%H%M%S", time.gmtime(epoch))
-
-
-def _entry(lock: Path, variant: dict[str, str], recipe: Path | None) -> LockEntry:
-    if recipe is not None:
-        return lock_entry_for(lock, recipe, variant)
-    return find_entry(read_lock(lock), lock, variant)
-
-
 __all__ = [
     "FlatpakPins",
     "FlatpakRemotePin",
     "LockEntry",
     "LockFile",
     "OstreePin",
-    "build_version_of",
     "default_lock_path",
     "dump_lock",
     "find_entry",
-    "lock_entry_for",
-    "locked_inputs",
     "read_lock",
-    "source_date_epoch",
     "variant_key",
     "write_lock",
 ]
-
-
-def locked_inputs(
-    lock: Path,
-    recipe: Path,
-    variant: dict[str, str],
-    *,
-    sets: list[str] | None = None,
-    localdir: Path | None = None,
-) -> tuple[list[str], str]:
-    """What a locked compile adds: `--set` pins (OSTree and Flatpak commits) and the
-    build version, taken from the pinned commit's time so the plan does not move
-    with the clock."""
-    import json
-
-    entry = lock_entry_for(lock, recipe, variant, sets, localdir)
-    pins = [f"ostree.commit={_set_value(entry.ostree.commit)}"]
-    for name, remote in sorted(entry.flatpak.remotes.items()):
-        if remote.refs:
-            refs = json.dumps(dict(sorted(remote.refs.items())))
-            pins.append(f"flatpak.remotes.{name}.commits={refs}")
-    return pins, build_version_of(entry.ostree.timestamp)

@@ -8,6 +8,7 @@ digest field), which makes plans diffable and cache keys cheap.
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,7 +22,10 @@ from eib.model.recipe import (
     PublishTarget,
 )
 
-PLAN_FORMAT: Literal[1] = 1
+PLAN_FORMAT: Literal[2] = 2
+# Run-time dirs are arguments of `eib run`, never plan content: a value the recipe
+# derives from `${build:cachedir}` holds this token, which the executor replaces.
+CACHEDIR_TOKEN = "@EIB_CACHEDIR@"
 REDACTED = "<redacted>"
 
 
@@ -32,14 +36,26 @@ class PlanModel(BaseModel):
 
 
 class HookStep(PlanModel):
-    """One hook file to run, pinned by content."""
+    """One hook to run, carried by content so the plan builds where the recipe is not."""
 
     group: Literal["content", "image", "manifest", "publish", "error"]
     name: str
-    path: str = Field(description="Absolute path of the hook file found by the lookup order")
+    found_in: str = Field(
+        description="Which hooks dir the lookup found it in (recipe, localdir, srcdir, builtin)"
+    )
     sha256: str
     chroot: bool = Field(description="Runs inside the deployment (name ends in .chroot)")
     executable: bool = Field(description="Runs directly; otherwise through bash with eib.sh")
+    content: str = Field(description="The hook file: UTF-8 text, or base64 when `encoding` says")
+    encoding: Literal["utf-8", "base64"] = "utf-8"
+
+    def data(self) -> bytes:
+        """The hook file's bytes."""
+        if self.encoding == "base64":
+            import base64
+
+            return base64.b64decode(self.content)
+        return self.content.encode()
 
 
 class Step(PlanModel):
@@ -84,11 +100,12 @@ class PublishPlan(PlanModel):
 class Plan(PlanModel):
     """A compiled, validated build of one variant."""
 
-    format: Literal[1] = PLAN_FORMAT
+    format: Literal[2] = PLAN_FORMAT
     eib_version: str
     recipe: str = Field(description="The top recipe file or legacy config dir")
-    recipe_dir: str = Field(
-        description="Directory of the top recipe (its hooks/ is searched first)"
+    source_date_epoch: int | None = Field(
+        description="Time of everything the build stamps (SOURCE_DATE_EPOCH, or the locked "
+        "commit's time); None: the build's clock"
     )
     build: Build
     ostree: Ostree
@@ -128,6 +145,46 @@ class Plan(PlanModel):
 
 def load_plan_json(text: str) -> Plan:
     return Plan.model_validate_json(text)
+
+
+def read_plan_data(path: Path) -> dict[str, Any]:
+    """A saved plan as JSON data; an unreadable or non-plan file is a UserError naming it."""
+    from eib.errors import UserError
+
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise UserError("plan file not found", key=str(path)) from None
+    except OSError as err:
+        raise UserError(f"cannot read plan: {err.strerror}", key=str(path)) from None
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}:{err.lineno}: not a plan JSON file: {err.msg}") from None
+    except UnicodeDecodeError:
+        raise UserError("not a plan JSON file (not UTF-8 text)", key=str(path)) from None
+    if not isinstance(data, dict) or "stages" not in data:
+        raise UserError("not a plan JSON file (no 'stages')", key=str(path))
+    return data
+
+
+def read_plan(path: Path) -> Plan:
+    """Load a saved plan (`eib plan --json`, `<outversion>.plan.json`), validated."""
+    from pydantic import ValidationError
+
+    from eib.errors import UserError
+
+    data = read_plan_data(path)
+    if data.get("format") != PLAN_FORMAT:
+        raise UserError(
+            f"plan format {data.get('format')!r} is not {PLAN_FORMAT}",
+            key=str(path),
+            hint="make the plan again with this eib (`eib plan --json`)",
+        )
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"not a valid plan: {where}: {first['msg']}", key=str(path)) from None
 
 
 __all__ = [

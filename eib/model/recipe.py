@@ -12,7 +12,7 @@ so the models only ever see plain lists.
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 HookName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*$")]
 ARCHES = ("amd64", "arm64", "i386")
@@ -52,7 +52,6 @@ class Build(Variant, defer_build=False):
     platform: str = "amd64"
     series: str = Field("master", description="The branch with its last '.'-part removed")
     build_version: str = Field("", description="UTC build time, %y%m%d-%H%M%S")
-    cachedir: str = "/var/cache/eib"
     srcdir: str = ""
     localdir: str = ""
     localdatadir: str = ""
@@ -149,25 +148,78 @@ class Hooks(Section):
     error: list[HookName] = Field([], description="When a build fails")
 
 
-class PublishTarget(Section):
-    """One place a finished build is published to."""
+def _relative_build_path(value: str) -> str:
+    """A publish path must name a directory below the target, never the target itself."""
+    parts = [p for p in value.strip().split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise ValueError(
+            "must name a directory below the target: not empty, '.', or containing '..'"
+        )
+    return value
 
-    kind: Literal["s3", "rsync", "local"]
-    bucket: str = ""
-    region: str = ""
-    endpoint_url: str = ""
-    host: str = ""
-    user: str = ""
-    port: int | None = None
-    path: str = ""
+
+def _not_an_option(value: str) -> str:
+    """ssh and rsync would read a host or user starting with '-' as an option."""
+    if value.startswith("-") or any(c.isspace() for c in value):
+        raise ValueError("must not start with '-' or contain white space")
+    return value
+
+
+BuildPath = Annotated[str, AfterValidator(_relative_build_path)]
+SshWord = Annotated[str, AfterValidator(_not_an_option)]
+
+
+class S3Target(Section):
+    """Publish to an S3 bucket (or an S3-compatible server) through boto3."""
+
+    kind: Literal["s3"]
+    bucket: str = Field(min_length=1, description="Bucket name")
+    region: str = Field("", description="Region; default: boto3's configuration")
+    endpoint_url: str = Field("", description="S3-compatible server URL; default: AWS")
+    path: str = Field("", description="Key prefix above each build's path")
     credentials_secret: str = Field("", description="Name of a secret holding credentials")
+
+    def describe(self) -> str:
+        """A short, secret-free name for messages and plans."""
+        return f"s3://{self.bucket}/{self.path}".rstrip("/")
+
+
+class RsyncTarget(Section):
+    """Publish over ssh with rsync, renamed into place when complete."""
+
+    kind: Literal["rsync"]
+    host: SshWord = Field(min_length=1, description="Host to connect to")
+    user: Annotated[str, AfterValidator(lambda v: _not_an_option(v) if v else v)] = Field(
+        "", description="Login; default: ssh's"
+    )
+    port: int | None = Field(None, ge=1, le=65535, description="ssh port")
+    path: str = Field("", description="Directory on the host above each build's path")
     identity_secret: str = Field("", description="Name of a secret holding an ssh key file")
+
+    def describe(self) -> str:
+        return f"{self.user + '@' if self.user else ''}{self.host}:{self.path}"
+
+
+class LocalTarget(Section):
+    """Publish into a directory of this machine, renamed into place when complete."""
+
+    kind: Literal["local"]
+    path: str = Field(pattern=r"^/", description="Absolute directory")
+
+    def describe(self) -> str:
+        return self.path
+
+
+PublishTarget = Annotated[S3Target | RsyncTarget | LocalTarget, Field(discriminator="kind")]
+TARGET_MODELS: dict[str, type[Section]] = {
+    "s3": S3Target, "rsync": RsyncTarget, "local": LocalTarget,
+}
 
 
 class Publish(Section):
     """Where builds go."""
 
-    path: str = Field(
+    path: BuildPath = Field(
         "nightly/${build:product}-${build:arch}-${build:platform}/${build:branch}/"
         "${build:personality}/${build:build_version}",
         description="Key prefix / directory of one build below each target",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from eib.errors import UserError
-from eib.model.recipe import PublishTarget
+from eib.model.recipe import PublishTarget, RsyncTarget, S3Target
 
 
 def _first(section: Mapping[str, str], *keys: str) -> str:
@@ -42,7 +42,7 @@ def targets_from_legacy(
     bucket = _first(publish, "s3_bucket")
     if bucket:
         targets.append(
-            PublishTarget(
+            S3Target(
                 kind="s3",
                 bucket=bucket,
                 region=_first(publish, "s3_region"),
@@ -58,7 +58,7 @@ def targets_from_legacy(
         except ValueError:
             raise UserError(f"'{port_text}' is not a port number", key="image.port") from None
         targets.append(
-            PublishTarget(
+            RsyncTarget(
                 kind="rsync",
                 host=host,
                 user=_first(image, "upload_user", "user"),

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from eib.model.recipe import PublishTarget
+from eib.model.recipe import LocalTarget as LocalSettings
 from eib.publish.targets import (
     MARKER,
     ProgressMeter,
@@ -67,7 +67,7 @@ def copy_hashed(src: Path, dest: Path, meter: ProgressMeter, name: str) -> str:
 class LocalTarget(Target):
     kind = "local"
 
-    def __init__(self, target: PublishTarget, prefix: str) -> None:
+    def __init__(self, target: LocalSettings, prefix: str) -> None:
         self.dest = Path(join_path(target.path, prefix))
         self.tmp: Path | None = None
         self.finished = False

@@ -16,9 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from eib import paths
 from eib.digest import sha256_file
 from eib.errors import BuildError, UserError
 from eib.model.plan import Plan
+from eib.model.recipe import PublishTarget
+from eib.model.recipe import RsyncTarget as RsyncSettings
+from eib.model.recipe import S3Target as S3Settings
 from eib.publish.checksums import SIGNATURE_NAME, SUMS_NAME, sign_detached, write_sums
 from eib.publish.targets import (
     MARKER,
@@ -28,7 +32,6 @@ from eib.publish.targets import (
     PublishFile,
     Target,
     TransferSettings,
-    open_target,
 )
 
 log = logging.getLogger("eib.publish")
@@ -113,20 +116,43 @@ def checksum_files(plan: Plan, output_dir: Path, files: list[PublishFile]) -> li
     return extra
 
 
+def open_target(
+    target: PublishTarget,
+    index: int,
+    prefix: str,
+    secrets: Mapping[str, str],
+    workdir: Path,
+    settings: TransferSettings,
+    state_dir: Path,
+) -> Target:
+    """The Target for one configured target; each kind imports its client lazily."""
+    key = f"publish.targets[{index}]"
+    if isinstance(target, S3Settings):
+        from eib.publish.s3 import S3Target
+
+        return S3Target(target, prefix, secrets, workdir, settings, key=key)
+    if isinstance(target, RsyncSettings):
+        from eib.publish.rsync import RsyncTarget
+
+        return RsyncTarget(target, prefix, secrets, workdir, settings, state_dir, key=key)
+    from eib.publish.local import LocalTarget
+
+    return LocalTarget(target, prefix)
+
+
 def open_targets(
     plan: Plan,
     prefix: str,
     secrets: Mapping[str, str],
     workdir: Path,
     settings: TransferSettings,
+    state_dir: Path,
 ) -> list[Target]:
     opened: list[Target] = []
     try:
         for index, target in enumerate(plan.publish.targets):
             opened.append(
-                open_target(
-                    target, index, prefix, secrets, workdir, settings, Path(plan.build.cachedir)
-                )
+                open_target(target, index, prefix, secrets, workdir, settings, state_dir)
             )
     except BaseException:
         close_all(opened)
@@ -158,6 +184,7 @@ def publish_build(
     *,
     progress: ProgressCallback | None = None,
     settings: TransferSettings | None = None,
+    state_dir: Path | None = None,
 ) -> PublishReport:
     """Publish every file of `output_dir` to every target, or raise BuildError.
 
@@ -176,7 +203,8 @@ def publish_build(
             log.info("no publish targets configured; wrote %s only", SUMS_NAME)
             return PublishReport(prefix, (), names, signed)
         total = sum(f.size for f in files)
-        targets = open_targets(plan, prefix, secrets, workdir, settings)
+        targets = open_targets(plan, prefix, secrets, workdir, settings,
+                               state_dir or paths.cache_dir())
         started: list[Target] = []
         current = targets[0]
         try:
@@ -215,6 +243,7 @@ def publish_error_log(
     secrets: Mapping[str, str],
     *,
     settings: TransferSettings | None = None,
+    state_dir: Path | None = None,
 ) -> PublishReport:
     """Publish the build log alone to every target (the error stage).
 
@@ -234,7 +263,8 @@ def publish_error_log(
         log_file = PublishFile(
             plan.outputs.log, snapshot, snapshot.stat().st_size, sha256_file(snapshot)
         )
-        targets = open_targets(plan, prefix, secrets, workdir, settings)
+        targets = open_targets(plan, prefix, secrets, workdir, settings,
+                               state_dir or paths.cache_dir())
         reports: list[TargetReport] = []
         problems: list[str] = []
         try:

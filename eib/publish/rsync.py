@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from eib.errors import BuildError
-from eib.model.recipe import PublishTarget
+from eib.model.recipe import RsyncTarget as RsyncSettings
 from eib.publish.targets import (
     MARKER,
     ProgressMeter,
@@ -51,12 +51,12 @@ class RsyncTarget(Target):
 
     def __init__(
         self,
-        target: PublishTarget,
+        target: RsyncSettings,
         prefix: str,
         secrets: Mapping[str, str],
         workdir: Path,
         settings: TransferSettings,
-        cachedir: Path,
+        state_dir: Path,
         *,
         key: str,
     ) -> None:
@@ -70,15 +70,15 @@ class RsyncTarget(Target):
             if target.identity_secret
             else None
         )
-        self.ssh = self._ssh_command(identity, target.port, cachedir)
+        self.ssh = self._ssh_command(identity, target.port, state_dir)
 
-    def _ssh_command(self, identity: Path | None, port: int | None, cachedir: Path) -> list[str]:
+    def _ssh_command(self, identity: Path | None, port: int | None, state_dir: Path) -> list[str]:
         """ssh that never prompts and remembers host keys in eib's own cache.
 
         `accept-new` trusts a host the first time and refuses a changed key
         afterwards, like a person answering "yes" once.
         """
-        known_hosts = cachedir / "ssh" / "known_hosts"
+        known_hosts = state_dir / "ssh" / "known_hosts"
         try:
             known_hosts.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:

@@ -34,7 +34,7 @@ from botocore.exceptions import (
 from s3transfer.utils import ChunksizeAdjuster
 
 from eib.errors import BuildError
-from eib.model.recipe import PublishTarget
+from eib.model.recipe import S3Target as S3Settings
 from eib.publish.targets import (
     MARKER,
     ProgressMeter,
@@ -149,7 +149,7 @@ class S3Target(Target):
 
     def __init__(
         self,
-        target: PublishTarget,
+        target: S3Settings,
         prefix: str,
         secrets: Mapping[str, str],
         workdir: Path,
@@ -169,7 +169,7 @@ class S3Target(Target):
         )
 
     def _client(
-        self, target: PublishTarget, secrets: Mapping[str, str], workdir: Path, key: str
+        self, target: S3Settings, secrets: Mapping[str, str], workdir: Path, key: str
     ) -> S3Client:
         """A client of its own botocore session, so nothing global changes.
 

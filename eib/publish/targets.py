@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eib.errors import BuildError, UserError
-from eib.model.recipe import PublishTarget
 
 log = logging.getLogger("eib.publish")
 
@@ -168,48 +167,3 @@ def secret_file(secrets: Mapping[str, str], name: str, workdir: Path, *, key: st
     with os.fdopen(fd, "wb") as out:
         out.write(data)
     return Path(copy)
-
-
-def describe_target(target: PublishTarget) -> str:
-    """A short, secret-free name of a configured target for error messages."""
-    if target.kind == "s3":
-        return f"s3://{target.bucket}"
-    if target.kind == "rsync":
-        return f"{target.user + '@' if target.user else ''}{target.host}:{target.path}"
-    return target.path
-
-
-def validate_target(target: PublishTarget, index: int) -> None:
-    """Reject a target that lacks what its kind needs, naming the recipe key."""
-    key = f"publish.targets[{index}]"
-    needs = {"s3": ("bucket",), "rsync": ("host",), "local": ("path",)}[target.kind]
-    for field in needs:
-        if not getattr(target, field):
-            raise UserError(f"a {target.kind} target needs '{field}'", key=f"{key}.{field}")
-    if target.kind == "local" and not target.path.startswith("/"):
-        raise UserError("a local target's path must be absolute", key=f"{key}.path")
-
-
-def open_target(
-    target: PublishTarget,
-    index: int,
-    prefix: str,
-    secrets: Mapping[str, str],
-    workdir: Path,
-    settings: TransferSettings,
-    cachedir: Path,
-) -> Target:
-    """The Target for one configured target; each kind imports its client lazily."""
-    validate_target(target, index)
-    key = f"publish.targets[{index}]"
-    if target.kind == "s3":
-        from eib.publish.s3 import S3Target
-
-        return S3Target(target, prefix, secrets, workdir, settings, key=key)
-    if target.kind == "rsync":
-        from eib.publish.rsync import RsyncTarget
-
-        return RsyncTarget(target, prefix, secrets, workdir, settings, cachedir, key=key)
-    from eib.publish.local import LocalTarget
-
-    return LocalTarget(target, prefix)

@@ -14,9 +14,7 @@ from pathlib import Path
 
 from eib.errors import UserError
 from eib.tools.run import run
-
-# Debian architecture names (the recipe's) → Flatpak's.
-FLATPAK_ARCHES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i386"}
+from eib.variant import FLATPAK_ARCHES
 
 
 def flatpak_arch(build_arch: str, override: str = "") -> str:

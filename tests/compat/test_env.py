@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from eib.compat.env import env_name, legacy_env, recipe_env
+from eib.compat.env import legacy_env
 from eib.compat.reader import read_tree
+from eib.compile.hookenv import sections_env
+from eib.envnames import env_name
 
 from .conftest import BUILD_VERSION, TreeWriter
 
@@ -30,8 +32,8 @@ def test_legacy_env_names_and_values(write_tree: TreeWriter) -> None:
     assert "EIB_BUILD_PRODUCT" not in env
 
 
-def test_recipe_env_uses_the_same_names() -> None:
-    env = recipe_env(
+def test_typed_sections_use_the_same_names() -> None:
+    env = sections_env(
         {
             "build": {"product": "eos", "arch": "amd64"},
             "image": {

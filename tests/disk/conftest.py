@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from eib.compile.compiler import compile_recipe
+from eib.compile import compiler
 from eib.model.plan import Plan
+
+JAN_2026 = 1767225600  # 260101-000000
 
 OS_NAME = "eos"
 COMMIT = "a" * 64
@@ -92,7 +94,7 @@ def compile_plan(tmp_path: Path, variant: dict[str, str], image: dict[str, Any])
     recipe.write_text(
         yaml.safe_dump({"eib": 1, "variant": {"product": "eos", **variant}, "image": image})
     )
-    result = compile_recipe(recipe, cachedir=str(tmp_path / "cache"), build_version="260101-000000")
+    result = compiler.compile_plan(compiler.CompileRequest(recipe, source_date_epoch=JAN_2026))
     return result.plan
 
 

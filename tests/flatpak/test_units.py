@@ -6,10 +6,10 @@ import struct
 
 import pytest
 
+from eib.compile.carried import parse_repo_file
 from eib.errors import UserError
 from eib.flatpak.gvariant import decode
 from eib.flatpak.metadata import RefInfo
-from eib.flatpak.remotes import parse_repo_file
 from eib.flatpak.resolve import matches, parse_request
 from eib.tools.flatpak import flatpak_arch
 

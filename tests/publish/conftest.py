@@ -159,7 +159,7 @@ def make_plan(
     return Plan(
         eib_version="0.1.0",
         recipe="recipe.yaml",
-        recipe_dir="/nonexistent",
+        source_date_epoch=None,
         build=Build(
             product="eos",
             branch="master",
@@ -167,7 +167,6 @@ def make_plan(
             platform="amd64",
             personality="base",
             build_version="261128-101500",
-            cachedir=str(cachedir),
         ),
         ostree=Ostree(),
         image=Image(signing_keyid=signing_keyid, gpg_homedir=gpg_homedir),
@@ -191,6 +190,14 @@ def make_plan(
 
 
 PlanFactory = Callable[..., Plan]
+
+
+@pytest.fixture(autouse=True)
+def private_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Publishing keeps its ssh known_hosts in the cache dir: each test gets its own."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EIB_CACHE_DIR", str(cache))
+    return cache
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eib.errors import UserError
-from eib.model.recipe import PublishTarget
+from eib.model.recipe import RsyncTarget, S3Target
 from eib.publish import targets_from_legacy
 
 
@@ -18,9 +18,9 @@ def test_s3_and_upload_host_map_onto_targets() -> None:
     }  # fmt: skip
     targets = targets_from_legacy(sections, credentials_secret="aws", identity_secret="ssh")
     assert targets == [
-        PublishTarget(kind="s3", bucket="images-bucket", region="us-west-2",
+        S3Target(kind="s3", bucket="images-bucket", region="us-west-2",
                       credentials_secret="aws"),
-        PublishTarget(kind="rsync", host="images.example.org", user="uploader",
+        RsyncTarget(kind="rsync", host="images.example.org", user="uploader",
                       path="/srv/images/www", identity_secret="ssh"),
     ]  # fmt: skip
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from eib.errors import BuildError, UserError
-from eib.model.recipe import PublishTarget
+from eib.model.recipe import LocalTarget, RsyncTarget, S3Target
 from eib.publish import publish_build, publish_error_log
 
 
@@ -21,7 +22,7 @@ def test_local_publish_renames_a_complete_dir_into_place(
     output_dir: Path, plan_for: Any, pub: Any, tmp_path: Path
 ) -> None:
     root = tmp_path / "www"
-    plan = plan_for([PublishTarget(kind="local", path=str(root))])
+    plan = plan_for([LocalTarget(kind="local", path=str(root))])
     seen: list[list[str]] = []
     dest = root / pub.publish_path
 
@@ -43,7 +44,7 @@ def test_local_republish_replaces_an_error_log_atomically(
     output_dir: Path, plan_for: Any, pub: Any, tmp_path: Path
 ) -> None:
     root = tmp_path / "www"
-    plan = plan_for([PublishTarget(kind="local", path=str(root))])
+    plan = plan_for([LocalTarget(kind="local", path=str(root))])
     dest = root / pub.publish_path
     publish_error_log(plan, output_dir, {})
     assert tree(dest) == {"build.txt": (output_dir / "build.txt").read_bytes()}
@@ -59,8 +60,8 @@ def test_failure_on_a_later_target_removes_the_build_from_every_target(
     good = tmp_path / "good"
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where a directory is needed\n")
-    plan = plan_for([PublishTarget(kind="local", path=str(good)),
-                     PublishTarget(kind="local", path=str(blocked / "www"))])  # fmt: skip
+    plan = plan_for([LocalTarget(kind="local", path=str(good)),
+                     LocalTarget(kind="local", path=str(blocked / "www"))])  # fmt: skip
     with pytest.raises(BuildError) as info:
         publish_build(plan, output_dir, {}, settings=pub.fast)
     assert info.value.stage == "publish"
@@ -74,7 +75,7 @@ def test_failure_on_a_later_target_removes_the_build_from_every_target(
 def test_a_build_path_that_could_escape_is_refused(
     output_dir: Path, plan_for: Any, tmp_path: Path
 ) -> None:
-    plan = plan_for([PublishTarget(kind="local", path=str(tmp_path / "www"))])
+    plan = plan_for([LocalTarget(kind="local", path=str(tmp_path / "www"))])
     bad = plan.model_copy(update={"publish": plan.publish.model_copy(update={"path": "a/../.."})})
     with pytest.raises(UserError) as info:
         publish_build(bad, output_dir, {})
@@ -82,13 +83,9 @@ def test_a_build_path_that_could_escape_is_refused(
     assert not (tmp_path / "www").exists()
 
 
-def test_a_target_without_its_required_field_is_a_user_error(
-    output_dir: Path, plan_for: Any
-) -> None:
-    plan = plan_for([PublishTarget(kind="s3", region="eu-west-1")])
-    with pytest.raises(UserError) as info:
-        publish_build(plan, output_dir, {})
-    assert info.value.key == "publish.targets[0].bucket"
+def test_a_target_without_its_required_field_is_not_a_target() -> None:
+    with pytest.raises(ValidationError, match="bucket"):
+        S3Target.model_validate({"kind": "s3", "region": "eu-west-1"})
 
 
 def test_without_targets_only_the_checksums_are_written(output_dir: Path, plan_for: Any) -> None:
@@ -101,7 +98,7 @@ def test_without_targets_only_the_checksums_are_written(output_dir: Path, plan_f
 def test_a_missing_secret_or_secret_file_names_the_target_key(
     output_dir: Path, plan_for: Any, tmp_path: Path
 ) -> None:
-    plan = plan_for([PublishTarget(kind="rsync", host="127.0.0.1", path="/srv",
+    plan = plan_for([RsyncTarget(kind="rsync", host="127.0.0.1", path="/srv",
                                    identity_secret="ssh-key")])  # fmt: skip
     with pytest.raises(UserError) as info:
         publish_build(plan, output_dir, {})
@@ -117,7 +114,7 @@ def test_a_signing_key_missing_from_the_keyring_fails_before_anything_is_publish
     output_dir: Path, plan_for: Any, gpg_key: Any, tmp_path: Path
 ) -> None:
     root = tmp_path / "www"
-    plan = plan_for([PublishTarget(kind="local", path=str(root))],
+    plan = plan_for([LocalTarget(kind="local", path=str(root))],
                     signing_keyid="0123456789ABCDEF", gpg_homedir=str(gpg_key.homedir))  # fmt: skip
     with pytest.raises(BuildError) as info:
         publish_build(plan, output_dir, {})

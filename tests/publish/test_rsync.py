@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from eib.errors import BuildError
-from eib.model.recipe import PublishTarget
+from eib.model.recipe import RsyncTarget
 from eib.publish import publish_build, publish_error_log
 
 IN_CLOSE_WRITE = 0x008
@@ -63,8 +63,8 @@ def inotify(*dirs: Path) -> Iterator[list[tuple[str, int, str]]]:
         os.close(fd)
 
 
-def rsync_target(sshd: Any, path: Path) -> PublishTarget:
-    return PublishTarget(
+def rsync_target(sshd: Any, path: Path) -> RsyncTarget:
+    return RsyncTarget(
         kind="rsync", host="127.0.0.1", user="root", port=sshd.port, path=str(path),
         identity_secret="ssh-key",
     )  # fmt: skip

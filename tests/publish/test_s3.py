@@ -11,12 +11,12 @@ import pytest
 
 from eib.errors import BuildError
 from eib.model.plan import SecretRef
-from eib.model.recipe import PublishTarget
+from eib.model.recipe import S3Target
 from eib.publish import PublishProgress, publish_build, publish_error_log
 
 
-def s3_target(url: str, bucket: str, **kw: Any) -> PublishTarget:
-    return PublishTarget(kind="s3", bucket=bucket, region="us-east-1", endpoint_url=url, **kw)
+def s3_target(url: str, bucket: str, **kw: Any) -> S3Target:
+    return S3Target(kind="s3", bucket=bucket, region="us-east-1", endpoint_url=url, **kw)
 
 
 def expected_names(output_dir: Path) -> set[str]:

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from eib import paths
 from eib.model.plan import SecretRef
-from eib.model.recipe import PublishTarget
+from eib.model.recipe import LocalTarget, RsyncTarget, S3Target
 from eib.publish import publish_build
 
 
@@ -45,9 +46,9 @@ def test_publishing_secrets_appear_in_no_output_log_or_file(
     server = tmp_path / "srv"
     plan = plan_for(
         [
-            PublishTarget(kind="s3", bucket=bucket, region="us-east-1", endpoint_url=moto_url,
+            S3Target(kind="s3", bucket=bucket, region="us-east-1", endpoint_url=moto_url,
                           credentials_secret="aws"),
-            PublishTarget(kind="rsync", host="127.0.0.1", user="root", port=sshd.port,
+            RsyncTarget(kind="rsync", host="127.0.0.1", user="root", port=sshd.port,
                           path=str(server), identity_secret="ssh-key"),
         ],
         secrets=[SecretRef(name="aws", source="env", where="EIB_AWS"),
@@ -68,7 +69,7 @@ def test_publishing_secrets_appear_in_no_output_log_or_file(
     for s3key in keys:
         body = s3.get_object(Bucket=bucket, Key=s3key)["Body"].read()
         assert not any(c.encode() in body for c in canaries), s3key
-    for root in (output_dir, server, Path(plan.build.cachedir), private_tmp):
+    for root in (output_dir, server, paths.cache_dir(), private_tmp):
         assert files_containing(root, canaries) == [], root
     assert list(private_tmp.iterdir()) == []  # the private copies of the secrets are gone
 
@@ -84,7 +85,7 @@ def test_eib_publish_uses_the_plan_saved_in_the_output_dir(
     output_dir: Path, plan_for: Any, pub: Any, tmp_path: Path
 ) -> None:
     root = tmp_path / "www"
-    plan = plan_for([PublishTarget(kind="local", path=str(root))])
+    plan = plan_for([LocalTarget(kind="local", path=str(root))])
     (output_dir / f"{pub.outversion}.plan.json").write_text(plan.to_json())
     result = eib("publish", str(output_dir))
     assert result.returncode == 0, result.stderr
@@ -101,7 +102,7 @@ def test_eib_publish_with_an_explicit_plan_and_a_failing_target(
     blocked = tmp_path / "blocked"
     blocked.write_text("not a directory\n")
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(plan_for([PublishTarget(kind="local", path=str(blocked))]).to_json())
+    plan_file.write_text(plan_for([LocalTarget(kind="local", path=str(blocked))]).to_json())
     result = eib("publish", str(output_dir), "--plan", str(plan_file))
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith("eib: build failed: publish/local: ")
@@ -116,7 +117,7 @@ def test_eib_publish_bad_input_exits_2(tmp_path: Path, output_dir: Path) -> None
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": 1}')
     invalid = eib("publish", str(output_dir), "--plan", str(bad))
-    assert invalid.returncode == 2 and "not a valid eib plan" in invalid.stderr
+    assert invalid.returncode == 2 and "not a plan JSON file" in invalid.stderr
     assert all("Traceback" not in r.stderr for r in (missing, no_plan, invalid))
 
 
@@ -143,7 +144,7 @@ def test_eib_publish_compiles_a_recipe_for_the_output_dirs_build_version(
 def test_an_unresolved_build_path_is_refused(output_dir: Path, plan_for: Any) -> None:
     from eib.errors import UserError
 
-    plan = plan_for([PublishTarget(kind="local", path="/nonexistent")])
+    plan = plan_for([LocalTarget(kind="local", path="/nonexistent")])
     raw = plan.model_copy(
         update={"publish": plan.publish.model_copy(update={"path": "nightly/${build:branch}"})}
     )
@@ -158,7 +159,7 @@ def test_eib_publish_reads_secrets_from_the_environment_without_showing_them(
 ) -> None:  # fmt: skip
     secret = "CANARY-cli-aws-secret-91d2"
     plan = plan_for(
-        [PublishTarget(kind="s3", bucket=bucket, region="us-east-1", endpoint_url=moto_url,
+        [S3Target(kind="s3", bucket=bucket, region="us-east-1", endpoint_url=moto_url,
                        credentials_secret="aws")],
         secrets=[SecretRef(name="aws", source="env", where="EIB_TEST_AWS_CREDENTIALS")],
     )  # fmt: skip

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from eib.commands.cache import cache_plan
-from eib.compile.compiler import compile_recipe
+from eib.compile.compiler import CompileRequest, compile_plan
 from eib.execute.cache import (
     cached_stage,
     entries,
@@ -23,7 +22,6 @@ from eib.execute.cache import (
     stage_keys,
     store,
 )
-from eib.execute.stage_cache import pinned_flatpak_commits
 from eib.model.plan import Plan, load_plan_json
 
 from .conftest import Locked, Served, eib, write_recipe
@@ -32,9 +30,19 @@ COMMIT = "ab" * 32
 OTHER = "cd" * 32
 
 
+JAN_2024 = 1704067200  # 240101-000000
+
+
 def _plan(recipe: Path, *sets: str) -> Plan:
-    return compile_recipe(recipe, {}, [f"ostree.commit={COMMIT}", *sets],
-                          build_version="240101-000000").plan
+    request = CompileRequest(recipe, {}, (f"ostree.commit={COMMIT}", *sets),
+                             source_date_epoch=JAN_2024)
+    return compile_plan(request).plan
+
+
+def _with_flatpak_commit(plan: Plan, commit: str) -> Plan:
+    remotes = {name: remote.model_copy(update={"commits": {"app/x": commit}})
+               for name, remote in plan.flatpak.remotes.items()}
+    return plan.model_copy(update={"flatpak": plan.flatpak.model_copy(update={"remotes": remotes})})
 
 
 def test_keys_are_stable_and_cascade(tmp_path: Path, served: Served) -> None:
@@ -63,10 +71,10 @@ def test_keys_are_stable_and_cascade(tmp_path: Path, served: Served) -> None:
         update={"ostree": _plan(recipe).ostree.model_copy(update={"commit": OTHER})}))
     assert all(commit[s] != base[s] for s in base)
 
-    pins = stage_keys(_plan(recipe), {"flatpak_pins": {"apps": {"app/x": OTHER}}})
+    pinned = _with_flatpak_commit(_plan(recipe), OTHER)
+    pins = stage_keys(pinned)
     assert pins["ostree"] == base["ostree"] and pins["image"] != base["image"]
-    assert stage_key(_plan(recipe), "flatpak", {"flatpak_pins": {"apps": {"app/x": OTHER}}}
-                     )[0] != apps
+    assert stage_key(pinned, "flatpak")[0] != apps
     # The apps do not depend on the OS commit; the image does.
     other_os = _plan(recipe).model_copy(
         update={"ostree": _plan(recipe).ostree.model_copy(update={"commit": OTHER})})
@@ -87,7 +95,7 @@ def test_inputs_hold_what_the_stage_reads(tmp_path: Path, served: Served) -> Non
     assert "Version" in stage_key(plan, "ostree")[1]["tools"]["ostree"]
     assert len(key) == 64
     # An unpinned plan's image key follows the commit the ostree stage pulled.
-    unpinned = compile_recipe(recipe, {}, [], build_version="240101-000000").plan
+    unpinned = compile_plan(CompileRequest(recipe, source_date_epoch=JAN_2024)).plan
     first, data = stage_key(unpinned, "image", {"commit": COMMIT})
     assert data["commit"] == COMMIT
     assert stage_key(unpinned, "image", {"commit": COMMIT})[0] == first
@@ -113,7 +121,7 @@ def test_explain_names_the_changed_hook(tmp_path: Path, served: Served, locked: 
     lock = tmp_path / "r" / "recipe.lock"
     shutil.copy(locked.lock, lock)
     cache = tmp_path / "cache"
-    plan, inputs = cache_plan(recipe, {}, sets=[], localdir=None, lock=lock, cache=cache)
+    plan, inputs = compile_plan(CompileRequest(recipe, lock=lock)).plan, {}
     assert plan.ostree.commit == served.rev_parse("os/repro/amd64/master")
     assert plan.build.build_version == "240101-000000"
     _populate(cache, plan, inputs, tmp_path)
@@ -130,7 +138,7 @@ def test_explain_names_the_changed_hook(tmp_path: Path, served: Served, locked: 
     proc = eib("cache", "explain", recipe, "--lock", lock, "--cache-dir", cache)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    new_plan, _ = cache_plan(recipe, {}, sets=[], localdir=None, lock=lock, cache=cache)
+    new_plan = compile_plan(CompileRequest(recipe, lock=lock)).plan
     new_sha = new_plan.hooks_of("image")[0].sha256
     assert lines[0].startswith("ostree: hit")
     assert lines[1] == (f"image: miss — hooks.image[0].sha256 changed: {old_sha[:8]}… → "
@@ -152,7 +160,7 @@ def test_explain_of_a_locked_recipe_uses_the_keys_a_locked_build_uses(
     assert proc.returncode == 0, proc.stderr
     plan = load_plan_json(proc.stdout)
     assert plan.flatpak.remotes["apps"].commits  # the lock pins the Flatpaks too
-    _populate(cache, plan, {"flatpak_pins": pinned_flatpak_commits(plan)}, tmp_path)
+    _populate(cache, plan, {}, tmp_path)
 
     proc = eib("cache", "explain", recipe, "--lock", lock, "--cache-dir", cache, cache=cache)
     assert proc.returncode == 0, proc.stderr

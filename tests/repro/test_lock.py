@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from eib.compile.compiler import CompileRequest, compile_plan
 from eib.errors import BuildError, UserError
-from eib.lock.file import locked_inputs, source_date_epoch
+from eib.lock.file import read_lock
 from eib.lock.resolve import check_commit_available, key_fingerprints
 
 from .conftest import (
@@ -66,15 +67,13 @@ def test_lock_pins_the_served_commits(locked: Locked, served: Served) -> None:
             }
         },
     }
-    pins, build_version = locked_inputs(locked.lock, locked.recipe, {"product": "repro"})
+    plan = compile_plan(CompileRequest(locked.recipe, {"product": "repro"}, lock=locked.lock)).plan
     flatpak_commits = {APP: served.rev_parse(APP, "flatpak"),
                        RUNTIME: served.rev_parse(RUNTIME, "flatpak")}
-    assert pins == [
-        f"ostree.commit={served.rev_parse(REF)}",
-        f"flatpak.remotes.apps.commits={json.dumps(dict(sorted(flatpak_commits.items())))}",
-    ]
-    assert build_version == time.strftime("%y%m%d-%H%M%S", time.gmtime(FIRST_TIME))
-    assert source_date_epoch(locked.lock, {"product": "repro"}, locked.recipe) == FIRST_TIME
+    assert plan.ostree.commit == served.rev_parse(REF)
+    assert plan.flatpak.remotes["apps"].commits == dict(sorted(flatpak_commits.items()))
+    assert plan.build.build_version == time.strftime("%y%m%d-%H%M%S", time.gmtime(FIRST_TIME))
+    assert plan.source_date_epoch == FIRST_TIME
 
 
 def test_lock_is_byte_identical_across_runs(tmp_path: Path, locked: Locked) -> None:
@@ -141,9 +140,10 @@ def test_lock_made_for_another_url_or_ref_is_refused(
     assert "run `eib lock` again" in proc.stderr
     assert f"now pulls ref {REF} from {served.url}/elsewhere" in proc.stderr
     with pytest.raises(UserError, match="run `eib lock` again"):
-        locked_inputs(locked.lock, locked.recipe, {}, sets=["ostree.ref=os/repro/amd64/other"])
-    pins, _ = locked_inputs(locked.lock, locked.recipe, {})
-    assert pins[0] == f"ostree.commit={served.rev_parse(REF)}"
+        compile_plan(CompileRequest(locked.recipe, sets=("ostree.ref=os/repro/amd64/other",),
+                                    lock=locked.lock))
+    plan = compile_plan(CompileRequest(locked.recipe, lock=locked.lock)).plan
+    assert plan.ostree.commit == served.rev_parse(REF)
 
 
 def test_broken_lock_file_is_a_user_error(tmp_path: Path, locked: Locked) -> None:
@@ -180,7 +180,7 @@ def test_pruned_commit_fails_clearly(tmp_path: Path, served: Served, repo_copy: 
     with pytest.raises(BuildError, match="is no longer on"):
         check_commit_available(f"{served.url}/{name}", REF, locked, [served.key_file])
     # The lock itself still reads fine: only the server lost the commit.
-    assert source_date_epoch(lock, {"product": "repro"}, recipe) == FIRST_TIME
+    assert read_lock(lock).variants[VARIANT].ostree.timestamp == FIRST_TIME
 
 
 def test_removed_flatpak_commit_fails_clearly(
