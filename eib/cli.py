@@ -2,8 +2,6 @@
 
 The CLI runs hundreds of times a day in CI, so start-up matters: this module
 imports only typer; every command imports what it needs inside its body.
-Quick commands usually run in a child of the warm eib server instead
-(`eib.launch`, `eib.server`); this module runs them the same way there.
 Errors derived from `EibError` print one line and exit with their code (2 for
 bad input, 1 for a failed build); anything else is a bug and keeps its
 traceback.
@@ -12,11 +10,9 @@ traceback.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 app = typer.Typer(
@@ -327,38 +323,6 @@ def lock(
     )
 
 
-server_app = typer.Typer(
-    help="The warm server that answers quick commands (plan, validate, help) fast.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(server_app, name="server")
-
-
-@server_app.command("status")
-def server_status(json_: JsonOpt = False) -> None:
-    """List this user's eib servers: pid, uptime, commands served."""
-    from eib.commands.server import run_status
-
-    run_status(as_json=json_)
-
-
-@server_app.command("start")
-def server_start() -> None:
-    """Start the server for this eib and wait until it answers (it starts on its own too)."""
-    from eib.commands.server import run_start
-
-    run_start()
-
-
-@server_app.command("stop")
-def server_stop() -> None:
-    """Stop this user's eib servers; quick commands run in-process until one starts again."""
-    from eib.commands.server import run_stop
-
-    run_stop()
-
-
 cache_app = typer.Typer(help="Show and bound the stage cache.", no_args_is_help=True,
                         rich_markup_mode=None)
 app.add_typer(cache_app, name="cache")
@@ -508,39 +472,12 @@ def boot(
     run_boot(image, firmware=firmware, timeout=timeout, expect=expect, log_file=log)
 
 
-def _only_invoked_command(args: list[str]) -> None:
-    """Keep only the command being run: typer turns every registered command into a
-    click command before running one, ~50 ms that `eib plan` need not spend."""
-    name = next((a for a in args if not a.startswith("-")), None)
-    commands = [c for c in app.registered_commands if _command_name(c) == name]
-    groups = [g for g in app.registered_groups if g.name == name]
-    if commands or groups:
-        app.registered_commands[:] = commands
-        app.registered_groups[:] = groups
-
-
-def _command_name(info: typer.models.CommandInfo) -> str | None:
-    if info.name:
-        return info.name
-    callback = info.callback
-    return callback.__name__.replace("_", "-") if callback else None
-
-
-def full_command() -> click.Command:
-    """Every command as one click group: built once by the eib server, reused by
-    each command it runs (typer re-derives it from the signatures otherwise)."""
-    return typer.main.get_command(app)
-
-
-def main(command: Callable[[], object] | None = None) -> None:
+def main() -> None:
     """Run the CLI on sys.argv; eib's own errors become one line and an exit status."""
     from eib.errors import EibError
 
     try:
-        if command is None:
-            _only_invoked_command(sys.argv[1:])
-            command = app
-        command()
+        app()
     except EibError as err:
         from eib.console import print_error
 

@@ -1,6 +1,4 @@
-"""Suite-wide setup: the `eib` the tests run is the one of this interpreter,
-and it runs in-process: tests of the warm server (tests/server) turn it on
-with their own socket directory, so no test leaves a server behind."""
+"""Suite-wide setup: the `eib` the tests run is the one of this interpreter."""
 
 from __future__ import annotations
 
@@ -11,4 +9,3 @@ from pathlib import Path
 # Tests run `eib` as a subprocess; make it the console script installed next
 # to the interpreter running pytest (the project's .venv), whatever PATH says.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-os.environ["EIB_SERVER"] = "off"
