@@ -26,7 +26,6 @@ from eib.load.merge import Event, Tree, merge_into
 from eib.load.validation import recipe_error
 from eib.load.yamlfile import KeyPath
 from eib.model.plan import (
-    REDACTED,
     HookStep,
     Outputs,
     Plan,
@@ -37,6 +36,7 @@ from eib.model.plan import (
 )
 from eib.model.recipe import HOOK_GROUPS, Recipe
 from eib.paths import BUILTIN_HOOKS_DIR, SYSCONFDIR
+from eib.secrets.tokens import token
 
 DEFAULT_CACHE_DIR = "/var/cache/eib"
 COMPRESSED_SUFFIX = {"gz": "img.gz", "xz": "img.xz", "zstd": "img.zst"}
@@ -83,7 +83,7 @@ def compile_recipe(
     cachedir = cachedir or os.environ.get("EIB_CACHE_DIR") or DEFAULT_CACHE_DIR
     version = build_version or build_version_now()
     if is_legacy_tree(path):
-        tree, var, layers, recipe_dir, private = _legacy_tree(
+        tree, var, layers, recipe_dir, private_refs = _legacy_tree(
             path, variant, localdir, cachedir, version
         )
     elif path.is_dir():
@@ -94,13 +94,13 @@ def compile_recipe(
     else:
         tree, var, layers = _yaml_tree(path, variant, localdir, cachedir, version)
         recipe_dir = path.resolve().parent
-        private = set()
+        private_refs = None
     _apply_sets(tree, sets or [])
     _seed_interpolated_defaults(tree)
     resolved = Interpolator(tree).resolve_all()
     _anchor_paths(resolved, tree)
     recipe = _validate(resolved, tree)
-    plan = _plan(path, recipe_dir, recipe, tree, localdir, private)
+    plan = _plan(path, recipe_dir, recipe, tree, localdir, private_refs)
     return CompileResult(plan, recipe, tree, var, layers)
 
 
@@ -123,11 +123,12 @@ def _legacy_tree(
     localdir: Path | None,
     cachedir: str,
     version: str,
-) -> tuple[Tree, dict[str, str], list[str], Path, set[str]]:
+) -> tuple[Tree, dict[str, str], list[str], Path, list[SecretRef]]:
     from eib.compat.to_recipe import load_legacy_tree
 
     legacy = load_legacy_tree(
-        config_dir, given, localdir=localdir, cachedir=cachedir, build_version=version
+        config_dir, given, localdir=localdir, cachedir=cachedir, build_version=version,
+        masked=True,
     )
     tree = Tree()
     merge_into(tree, legacy.recipe, legacy.recipe_origins, str(config_dir))
@@ -136,7 +137,7 @@ def _legacy_tree(
         for k in ("product", "branch", "arch", "platform", "personality", "series")
     }
     srcdir = Path(str(tree.data["build"].get("srcdir") or config_dir.resolve().parent))
-    return tree, variant, legacy.files, srcdir, set(legacy.private_env)
+    return tree, variant, legacy.files, srcdir, legacy.secret_refs
 
 
 def _set_build(
@@ -185,6 +186,13 @@ def _apply_sets(tree: Tree, sets: list[str]) -> None:
         parts: KeyPath = tuple(key.split("."))
         if parts[0] == "build":
             raise UserError("set the variant with --product/--branch/... options", origin=origin)
+        if parts[0] == "secrets":
+            # Never echo the item: its value is the secret.
+            raise UserError(
+                "--set cannot define secrets: its value would be in the plan and shell history",
+                key="--set secrets",
+                hint="use `eib run --secret NAME=@FILE` or NAME=env:VARIABLE",
+            )
         nested: Any = value
         for part in reversed(parts):
             nested = {part: nested}
@@ -297,7 +305,7 @@ def _plan(
     recipe: Recipe,
     tree: Tree,
     localdir: Path | None,
-    private_env: set[str],
+    private_refs: list[SecretRef] | None,
 ) -> Plan:
     from eib.hookenv import recipe_env
 
@@ -308,7 +316,7 @@ def _plan(
     if localdir is not None:
         local = localdir.resolve() / "hooks"
         dirs = (
-            [local, *dirs] if private_env is not None and is_legacy_tree(path) else [*dirs, local]
+            [local, *dirs] if is_legacy_tree(path) else [*dirs, local]
         )
     dirs.append(BUILTIN_HOOKS_DIR)
     hooks = _hooks(recipe, tree, dirs)
@@ -331,20 +339,11 @@ def _plan(
         config=f"{outversion}.config.yaml",
         plan=f"{outversion}.plan.json",
     )
-    secrets = [
-        SecretRef(
-            name=name,
-            source="value" if s.value is not None else "file" if s.file else "env",
-            where=str(tree.origin(("secrets", name)) or path)
-            if s.value is not None
-            else (s.file or s.env or ""),
-        )
-        for name, s in sorted(recipe.secrets.items())
-    ]
+    secrets = _secret_refs(recipe, tree, private_refs)
     env = recipe_env(recipe)
-    for name in private_env | _secret_option_env(recipe):
-        if name in env:
-            env[name] = REDACTED
+    for var, name in _secret_option_env(recipe).items():
+        if var in env:
+            env[var] = token(name)
     plan = Plan(
         eib_version=__version__,
         recipe=str(path.resolve()),
@@ -365,11 +364,24 @@ def _plan(
     return plan.with_digest()
 
 
-def _secret_option_env(recipe: Recipe) -> set[str]:
-    """A secret named `section.key` (a converted private INI value) hides EIB_SECTION_KEY."""
+def _secret_option_env(recipe: Recipe) -> dict[str, str]:
+    """A secret named `section.key` (a converted private INI value) stands for
+    EIB_SECTION_KEY: variable → secret name."""
     from eib.hookenv import env_name
 
-    return {env_name(*name.split(".", 1)) for name in recipe.secrets if "." in name.strip(".")}
+    return {env_name(*n.split(".", 1)): n for n in recipe.secrets if "." in n.strip(".")}
+
+
+def _secret_refs(
+    recipe: Recipe, tree: Tree, private_refs: list[SecretRef] | None
+) -> list[SecretRef]:
+    """The recipe's secrets and a legacy tree's private options, by name."""
+    from eib.secrets.refs import secret_refs
+
+    origins = {name: tree.origin(("secrets", name, "value")) for name in recipe.secrets}
+    refs = {r.name: r for r in secret_refs(dict(recipe.secrets), origins)}
+    refs.update({r.name: r for r in private_refs or []})
+    return [refs[name] for name in sorted(refs)]
 
 
 def _hook_steps(hooks: list[HookStep], group: str) -> list[Step]:

@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from eib.model.plan import REDACTED
 from eib.model.recipe import Recipe
+from eib.secrets.tokens import token
 
 _UNSAFE = re.compile(r"[^A-Z0-9_]")
 
@@ -65,7 +65,7 @@ def legacy_sections(recipe: Recipe) -> dict[str, dict[str, Any]]:
         sections.setdefault(group, {})["hooks"] = names
     sections.setdefault("publish", {})["path"] = dump["publish"]["path"]
     sections["secrets"] = {
-        name: (REDACTED if s["value"] is not None or s["env"] else s["file"])
+        name: (token(name) if s["value"] is not None or s["env"] else s["file"])
         for name, s in dump["secrets"].items()
     }
     for name, options in dump["extra"].items():

@@ -21,5 +21,5 @@ def run_publish_stage(ctx: BuildContext) -> None:
         from eib.publish import publish_build
         from eib.secrets import resolve_secrets
 
-        publish_build(ctx.plan, ctx.dirs.output, resolve_secrets(ctx.plan))
+        publish_build(ctx.revealed_plan(), ctx.dirs.output, resolve_secrets(ctx.plan, ctx.secrets))
     run_hooks(ctx, "publish")
