@@ -79,7 +79,8 @@ def add_remote(
 
     The remote is written into the repo's config file, not passed to
     `ostree remote add`: a URL may carry a password, and command lines are
-    readable by every user in /proc.  A `private` URL leaves the config 0600.
+    readable by every user in /proc.  A `private` URL leaves the config 0600
+    inside a 0700 repo (ostree rewrites the config with default modes later).
     """
     if remote_exists(repo, remote):
         ostree(["remote", "delete", f"--repo={repo}", remote])
@@ -91,6 +92,7 @@ def add_remote(
         lines.append("branches=" + "".join(f"{item};" for item in items))
     config = repo / "config"
     if private:
+        repo.chmod(0o700)
         config.chmod(0o600)
     text = config.read_text(encoding="utf-8")
     with open(config, "a", encoding="utf-8") as f:
