@@ -307,7 +307,7 @@ def _plan(
     localdir: Path | None,
     private_refs: list[SecretRef] | None,
 ) -> Plan:
-    from eib.hookenv import recipe_env
+    from eib.hookenv import env_name, recipe_env
 
     build = recipe.build
     # A recipe's own hooks/ come first; for a legacy tree the localdir's hooks
@@ -344,6 +344,9 @@ def _plan(
     for var, name in _secret_option_env(recipe).items():
         if var in env:
             env[var] = token(name)
+    for ref in private_refs or []:  # as a converted recipe's secrets: section shows them
+        env[env_name("secrets", ref.name)] = token(ref.name)
+    env = dict(sorted(env.items()))
     plan = Plan(
         eib_version=__version__,
         recipe=str(path.resolve()),

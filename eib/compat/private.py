@@ -6,6 +6,11 @@ interpolates it) carries the token too, and the compiled plan holds no
 private value.  Each private option also becomes a `SecretRef` to its file,
 section and key, with the public expansion of each `${...}` it uses, so the
 executor re-reads and expands it from the plan alone.
+
+Lists that private files add to or delete from (apps, hooks, locales) are
+merged before this step and stay as they are: they say what the build
+installs and runs, so the plan must show them; secrets belong in scalar
+options.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import re
 
 from eib.compat.interpolate import Interpolator
 from eib.compat.reader import LegacyConfig
-from eib.errors import UserError
 from eib.model.plan import SecretRef
 from eib.secrets.tokens import token
 
@@ -28,13 +32,6 @@ def masked_sections(config: LegacyConfig) -> tuple[dict[str, dict[str, str]], li
     private: list[tuple[str, str]] = []
     for section, entries in config.sections.items():
         for key, entry in entries.items():
-            if entry.merged and entry.public_value != entry.value:
-                raise UserError(
-                    "a private file adds to or deletes from this list; eib keeps lists "
-                    "public: set the list in a public file",
-                    origin=entry.origin,
-                    key=f"[{section}] {key}",
-                )
             if entry.private:
                 private.append((section, key))
                 raw[section][key] = token(f"{section}.{key}")
