@@ -102,3 +102,48 @@ def test_legacy_tree_with_private_values_builds_and_hides_them(
     assert "hook saw <redacted> and <redacted>" in log
     repo = build.cache / "ostree" / "repo"  # holds the URL in its config: root's only
     assert oct(repo.stat().st_mode & 0o777) == "0o700"
+
+
+PEM = ("-----BEGIN TEST KEY-----\nCANARYline1aGVsbG8gd29ybGQ\nCANARYline2c2VjcmV0IGtleQ\n"
+       "-----END TEST KEY-----\n")
+ODD = 'CANARY p@ss/w "rd"&x'
+
+
+def test_every_form_of_a_secret_is_redacted_from_log_and_manifest(
+    build: Build, served: Served, signing: Signing
+) -> None:
+    from .conftest import write_recipe
+
+    write_hook(build.recipe.parent, "image", "10-leak", """\
+        #!/usr/bin/env python3
+        import json, os, shlex, urllib.parse
+        pem, odd = os.environ["EIB_SECRETS_PEM"], os.environ["EIB_SECRETS_ODD"]
+        print(pem)
+        print(json.dumps({"odd": odd, "pem": pem}))
+        print("url", "https://u:" + urllib.parse.quote(odd, safe="") + "@host/")
+        print("shell", shlex.quote(odd))
+        with open(os.environ["EIB_MANIFESTDIR"] + "/leak.json", "w") as f:
+            json.dump({odd: "as a key", "pem": pem}, f)
+    """, executable=True)
+    write_recipe(build.recipe.parent, served, signing, hooks={"image": ["10-leak"]},
+                 secrets={"pem": {"env": "TEST_PEM"}, "odd": {"env": "TEST_ODD"}})
+    proc = subprocess.run(build.argv(), capture_output=True, text=True, timeout=120,
+                          env={**eib_env(), "TEST_PEM": PEM, "TEST_ODD": ODD}, check=False)
+    assert proc.returncode == 0, proc.stderr
+    log = (build.out / "build.txt").read_text()
+    assert "[image/10-leak] url https://u:<redacted>@host/" in log
+    for path in build.out.iterdir():
+        assert "CANARY" not in path.read_text(), path.name
+
+
+def test_a_secret_shorter_than_4_characters_is_refused(
+    build: Build, served: Served, signing: Signing
+) -> None:
+    from .conftest import write_recipe
+
+    write_recipe(build.recipe.parent, served, signing, secrets={"pin": {"env": "TEST_PIN"}})
+    proc = subprocess.run(build.argv(), capture_output=True, text=True, timeout=120,
+                          env={**eib_env(), "TEST_PIN": "x7q"}, check=False)
+    assert proc.returncode == 2
+    assert "secret 'pin' is shorter than 4 characters" in proc.stderr
+    assert "x7q" not in proc.stdout + proc.stderr
