@@ -234,6 +234,13 @@ def run(
     explain_cache: Annotated[
         bool, typer.Option("--explain-cache", help="Say why each stage is reused or re-run")
     ] = False,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret",
+            help="Where a plan's secret comes from for this run: NAME=@FILE or NAME=env:VAR",
+        ),
+    ] = None,
 ) -> None:
     """Build RECIPE (or a saved --plan): ostree → image → manifest → publish."""
     from eib.commands.run import run_build
@@ -254,6 +261,7 @@ def run(
         lock=lock,
         use_cache=not no_cache,
         explain_cache=explain_cache,
+        secrets=secret or [],
     )
 
 

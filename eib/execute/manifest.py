@@ -16,7 +16,7 @@ from typing import Any
 from eib import __version__, paths
 from eib.errors import BuildError
 from eib.execute.context import BuildContext
-from eib.execute.hooks import plan_env, run_hooks
+from eib.execute.hooks import run_hooks
 from eib.model.plan import Plan
 
 log = logging.getLogger("eib.execute.manifest")
@@ -37,7 +37,7 @@ def source_commit() -> str:
 
 def basic_info(plan: Plan) -> dict[str, Any]:
     b = plan.build
-    product_name = plan_env(plan).get("EIB_PRODUCT_NAME") or PRODUCT_NAMES.get(b.product, b.product)
+    product_name = plan.env.get("EIB_PRODUCT_NAME") or PRODUCT_NAMES.get(b.product, b.product)
     return {
         "product": b.product,
         "product_name": product_name,

@@ -147,3 +147,26 @@ def test_a_secret_shorter_than_4_characters_is_refused(
     assert proc.returncode == 2
     assert "secret 'pin' is shorter than 4 characters" in proc.stderr
     assert "x7q" not in proc.stdout + proc.stderr
+
+
+def test_secret_supplied_at_run_time(build: Build, served: Served, signing: Signing,
+                                     tmp_path: Path) -> None:
+    from .conftest import write_recipe
+
+    write_hook(build.recipe.parent, "image", "10-token", """
+        echo "$EIB_SECRETS_TOKEN" > "$OSTREE_DEPLOYMENT/etc/token"
+    """)
+    write_recipe(build.recipe.parent, served, signing, hooks={"image": ["10-token"]},
+                 secrets={"token": {"env": "TEST_TOKEN_NOT_SET"}})
+    value = tmp_path / "token.txt"
+    value.write_text("CANARY-from-file-31\n")
+    typed = subprocess.run(build.argv("--secret", "token=CANARY-typed-in"), capture_output=True,
+                           text=True, timeout=120, env=eib_env(), check=False)
+    assert typed.returncode == 2 and "CANARY" not in typed.stdout + typed.stderr
+    assert "NAME=@FILE or NAME=env:VARIABLE" in typed.stderr
+    proc = subprocess.run(build.argv("--secret", f"token=@{value}"), capture_output=True,
+                          text=True, timeout=120, env=eib_env(), check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (build.deployment() / "etc" / "token").read_text() == "CANARY-from-file-31\n"
+    for path in build.out.iterdir():
+        assert "CANARY" not in path.read_text(), path.name
