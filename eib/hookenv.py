@@ -65,7 +65,7 @@ def legacy_sections(recipe: Recipe) -> dict[str, dict[str, Any]]:
         sections.setdefault(group, {})["hooks"] = names
     sections.setdefault("publish", {})["path"] = dump["publish"]["path"]
     sections["secrets"] = {
-        name: (token(name) if s["value"] is not None or s["env"] else s["file"])
+        name: (token(name) if s["value"] is not None or s["env"] or s["key"] else s["file"])
         for name, s in dump["secrets"].items()
     }
     for name, options in dump["extra"].items():

@@ -58,6 +58,10 @@ def secret_refs(
     for name, secret in sorted(secrets.items()):
         if secret.value is not None:
             refs.append(inline_ref(name, origin_of_value.get(name)))
+        elif secret.file and secret.key:
+            parts = (secret.key.split(".", 1) if secret.file.endswith(".ini")
+                     else secret.key.split("."))
+            refs.append(SecretRef(name=name, source="file-key", where=secret.file, key=parts))
         elif secret.file:
             refs.append(SecretRef(name=name, source="file", where=secret.file))
         else:
