@@ -7,7 +7,6 @@ bad input, 1 for a failed build); anything else is a bug and keeps its
 traceback.
 """
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path
