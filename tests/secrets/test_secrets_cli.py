@@ -101,3 +101,12 @@ def test_set_cannot_define_a_secret(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert CANARY not in proc.stdout + proc.stderr
     assert "--set cannot define secrets" in proc.stderr
+
+
+def test_the_provider_needs_neither_the_recipe_loader_nor_the_legacy_reader() -> None:
+    code = ("import sys, eib.secrets, eib.execute.runner\n"
+            "bad = [m for m in sys.modules if m.startswith(('eib.load', 'eib.compat'))]\n"
+            "assert not bad, bad\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
