@@ -53,8 +53,10 @@ fi
 # The "compat" editable mode is a plain path entry: no import hook to load at
 # every start (~25 ms of each `eib` run).
 .venv/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
-# Byte-compile now, so start-up stays fast even where PYTHONDONTWRITEBYTECODE is set.
-.venv/bin/python -m compileall -q eib >/dev/null
+# Byte-compile now, eib and the libraries it imports (pip leaves PyYAML's
+# modules uncompiled), so start-up stays fast even where
+# PYTHONDONTWRITEBYTECODE is set.
+.venv/bin/python -m compileall -q eib .venv/lib >/dev/null
 ln -sf "$PWD/.venv/bin/eib" /usr/local/bin/eib
 
 if [ "$build_demo" = 1 ]; then

@@ -7,7 +7,6 @@ bad input, 1 for a failed build); anything else is a bug and keeps its
 traceback.
 """
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path
@@ -177,6 +176,13 @@ def run(
     explain_cache: Annotated[
         bool, typer.Option("--explain-cache", help="Say why each stage is reused or re-run")
     ] = False,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret",
+            help="Where a plan's secret comes from for this run: NAME=@FILE or NAME=env:VAR",
+        ),
+    ] = None,
 ) -> None:
     """Build RECIPE (or a saved --plan): ostree → image → manifest → publish."""
     from eib.commands.run import run_build
@@ -195,6 +201,7 @@ def run(
         lock=lock,
         use_cache=not no_cache,
         explain_cache=explain_cache,
+        secrets=secret or [],
     )
 
 
@@ -391,30 +398,11 @@ def boot(
     run_boot(image, firmware=firmware, timeout=timeout, expect=expect, log_file=log)
 
 
-def _only_invoked_command(args: list[str]) -> None:
-    """Keep only the command being run: typer turns every registered command into a
-    click command before running one, ~50 ms that `eib plan` need not spend."""
-    name = next((a for a in args if not a.startswith("-")), None)
-    commands = [c for c in app.registered_commands if _command_name(c) == name]
-    groups = [g for g in app.registered_groups if g.name == name]
-    if commands or groups:
-        app.registered_commands[:] = commands
-        app.registered_groups[:] = groups
-
-
-def _command_name(info: typer.models.CommandInfo) -> str | None:
-    if info.name:
-        return info.name
-    callback = info.callback
-    return callback.__name__.replace("_", "-") if callback else None
-
-
 def main() -> None:
     """Run the CLI on sys.argv; eib's own errors become one line and an exit status."""
     from eib.errors import EibError
 
     try:
-        _only_invoked_command(sys.argv[1:])
         app()
     except EibError as err:
         from eib.console import print_error

@@ -1,6 +1,4 @@
-"""Suite-wide setup: the `eib` the tests run is the one of this interpreter,
-and it runs in-process: tests of the warm server (tests/server) turn it on
-with their own socket directory, so no test leaves a server behind."""
+"""Suite-wide setup: the `eib` the tests run is the one of this interpreter."""
 
 from __future__ import annotations
 

@@ -92,9 +92,12 @@ def run_publish(
     from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
     from eib.publish import PublishProgress, publish_build, publish_error_log
-    from eib.secrets import resolve_secrets
+    from eib.secrets import SecretValues, redactor, resolve_secrets, reveal_plan
 
-    secrets = resolve_secrets(plan)
+    values = SecretValues(plan)
+    scrub = redactor(plan, values)
+    secrets = resolve_secrets(plan, values)
+    plan = reveal_plan(plan, values)  # in memory only: targets may use <secret:NAME> tokens
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
@@ -108,17 +111,19 @@ def run_publish(
 
         def show(event: PublishProgress) -> None:
             if event.target not in tasks:
-                tasks[event.target] = bars.add_task(event.target, total=event.total)
+                tasks[event.target] = bars.add_task(scrub(event.target), total=event.total)
             bars.update(tasks[event.target], completed=event.sent)
 
         try:
             report = publish_build(plan, output_dir, secrets, progress=show)
-        except BuildError:
+        except BuildError as failure:
             # Leave what a failed build leaves: the build log alone.
             try:
                 publish_error_log(plan, output_dir, secrets)
             except BuildError as err:
-                log.debug("the build log was not published either: %s", err)
-            raise
+                log.debug("the build log was not published either: %s", scrub(str(err)))
+            raise BuildError(scrub(failure.message), stage=failure.stage,
+                             step=failure.step) from None
     for target in report.targets:
-        sys.stdout.write(f"published {len(target.files)} files to {target.location}\n")
+        where = scrub(str(target.location))
+        sys.stdout.write(f"published {len(target.files)} files to {where}\n")

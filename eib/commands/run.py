@@ -59,16 +59,25 @@ def run_build(
     lock: Path | None = None,
     use_cache: bool = True,
     explain_cache: bool = False,
+    secrets: list[str] | None = None,
 ) -> None:
     from eib.execute.context import BuildDirs
     from eib.execute.progress import default_monitor
     from eib.execute.runner import execute, parse_stages
+    from eib.secrets import SecretValues, supplied_ref
 
     if lock_timeout is not None and lock_timeout < 0:
         raise UserError("must be 0 or more seconds", key="--lock-timeout")
     selected = parse_stages(stages)
     cache, work, output = resolve_dirs(cache_dir, work_dir, output_dir)
     plan = load_plan(recipe, plan_file, variant, lock)
+    supplied = {}
+    for item in secrets or []:
+        name, sep, source = item.partition("=")
+        if not sep:  # the item may be a value typed by mistake: never echo it
+            raise UserError("expected NAME=@FILE or NAME=env:VARIABLE", key="--secret")
+        supplied[name] = supplied_ref(name, source)
+    values = SecretValues(plan, supplied)
     monitor = default_monitor()
     try:
         execute(
@@ -81,6 +90,7 @@ def run_build(
             monitor=monitor,
             use_cache=use_cache,
             explain_cache=explain_cache,
+            secrets=values,
         )
     finally:
         monitor.close()

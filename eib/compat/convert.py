@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from eib.compat.reader import MERGED_OPTIONS, read_tree
 from eib.errors import Origin, UserError
 from eib.model import recipe as model
 from eib.variant import ARCHES as SUPPORTED_ARCHES
+from eib.secrets.tokens import token
 
 KeyPath = tuple[str, ...]
 _REF = re.compile(r"\$\{([^}]*)\}")
@@ -326,6 +328,9 @@ class Converter:
                         cls, key, raw, (section, key), lambda s, k: Origin(str(source.path))
                     )
                     _set(data, path, value)
+                elif source.private:
+                    # The option uses the secret by token; the value is under secrets.
+                    _set(data, path, token(f"{section}.{key}"))
                 else:
                     translated = self._translate(raw, section)
                     _set(data, path, raw if translated is None else translated)
@@ -380,7 +385,14 @@ class Converter:
             build_version=VERSION_SENTINEL,
         )
         sections = config.resolved()
-        recipe, _ = to_recipe(sections, private_keys=config.private_keys())
+        # Options get private values as tokens (revealed at run time from secrets:),
+        # so no value derived from a private one is written outside secrets:.
+        from eib.compat.private import masked_sections
+
+        public, _ = masked_sections(config)
+        recipe, _ = to_recipe(public, private_keys=frozenset())
+        real, _ = to_recipe(sections, private_keys=config.private_keys())
+        recipe["secrets"] = real.get("secrets", {})
         return recipe, sections["build"]
 
 
@@ -474,7 +486,7 @@ def convert_tree(config_dir: Path, out_dir: Path, *, localdir: Path | None = Non
             header += "# Private values: keep this file out of version control.\n"
         target = out_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(header + _dump(doc))
+        _write(target, header + _dump(doc), private=source.private)
         written.append(target)
         extends.append(rel.as_posix())
     public = {p: r for p, r in conv.fallback.items() if not _is_private(p, conv.private_paths)}
@@ -485,7 +497,8 @@ def convert_tree(config_dir: Path, out_dir: Path, *, localdir: Path | None = Non
             "# Converted by `eib convert`: final values of options fed by private files\n"
             "# (see recipe.yaml). Keep this file out of version control.\n"
         )
-        (out_dir / rel).write_text(header + _dump({"eib": 1, **_fallback_doc(conv, private)}))
+        doc = {"eib": 1, **_fallback_doc(conv, private)}
+        _write(out_dir / rel, header + _dump(doc), private=True)
         written.append(out_dir / rel)
         extends.append(rel.as_posix())
     top: dict[str, Any] = {"eib": 1, "extends": extends}
@@ -507,6 +520,17 @@ def convert_tree(config_dir: Path, out_dir: Path, *, localdir: Path | None = Non
     target.write_text(header + _dump(top))
     written.append(target)
     return written
+
+
+def _write(path: Path, text: str, *, private: bool = False) -> None:
+    """Private values go only into files no one else can read (0600 from the start)."""
+    if not private:
+        path.write_text(text)
+        return
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _is_private(path: KeyPath, private_paths: set[KeyPath]) -> bool:

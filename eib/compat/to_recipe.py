@@ -6,7 +6,7 @@ when the recipe path is a directory holding `defaults.ini`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from eib.compat.reader import LegacyConfig, read_tree
 from eib.compat.schema import check_schema, schema_files
 from eib.envnames import env_name
 from eib.errors import Origin
+from eib.model.plan import SecretRef
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class LegacyResult:
     recipe: dict[str, Any]
     recipe_origins: dict[tuple[str | int, ...], Origin]
     env: dict[str, str]
+    # With `masked`: private values are `<secret:...>` tokens in `recipe`, and these
+    # references say where the build finds them.
+    secret_refs: list[SecretRef] = field(default_factory=list)
 
 
 def is_legacy_tree(path: Path) -> bool:
@@ -57,6 +61,7 @@ def load_legacy_tree(
     cachedir: Path | str | None = None,
     build_version: str | None = None,
     check: bool = True,
+    masked: bool = False,
 ) -> LegacyResult:
     """Read, merge, schema-check and map the tree (see LEGACY-INI.md)."""
     config = read_tree(
@@ -76,7 +81,14 @@ def load_legacy_tree(
             srcdir=Path(sections["build"]["srcdir"]),
         )
     private = config.private_keys()
-    recipe, origins = to_recipe(sections, private_keys=private, origin_of=config.origin_of)
+    refs: list[SecretRef] = []
+    if masked:
+        from eib.compat.private import masked_sections
+
+        public, refs = masked_sections(config)
+        recipe, origins = to_recipe(public, private_keys=frozenset(), origin_of=config.origin_of)
+    else:
+        recipe, origins = to_recipe(sections, private_keys=private, origin_of=config.origin_of)
     recipe_origins: dict[tuple[str | int, ...], Origin] = dict(origins.items())
     return LegacyResult(
         config_dir=config_dir.resolve(),
@@ -89,4 +101,5 @@ def load_legacy_tree(
         recipe=recipe,
         recipe_origins=recipe_origins,
         env=legacy_env(config),
+        secret_refs=refs,
     )

@@ -27,7 +27,6 @@ from eib.load.validation import recipe_error
 from eib.load.yamlfile import KeyPath
 from eib.model.plan import (
     CACHEDIR_TOKEN,
-    REDACTED,
     HookStep,
     Outputs,
     Plan,
@@ -41,6 +40,7 @@ from eib.variant import FLATPAK_ARCHES, build_version, source_date_epoch
 
 if TYPE_CHECKING:
     from eib.compile.locking import LockPins
+from eib.secrets.tokens import token
 
 COMPRESSED_SUFFIX = {"gz": "img.gz", "xz": "img.xz", "zstd": "img.zst"}
 
@@ -112,7 +112,9 @@ def _compile(request: CompileRequest, pins: LockPins | None) -> CompileResult:
         epoch = source_date_epoch()
     version = build_version(epoch)
     if is_legacy_tree(path):
-        tree, var, layers, recipe_dir, private = _legacy_tree(path, variant, localdir, version)
+        tree, var, layers, recipe_dir, private_refs = _legacy_tree(
+            path, variant, localdir, version
+        )
     elif path.is_dir():
         raise UserError(
             "a directory is accepted only as a legacy config dir (holding defaults.ini)",
@@ -121,7 +123,7 @@ def _compile(request: CompileRequest, pins: LockPins | None) -> CompileResult:
     else:
         tree, var, layers = _yaml_tree(path, variant, localdir, version)
         recipe_dir = path.resolve().parent
-        private = set()
+        private_refs = None
     _apply_sets(tree, list(request.sets))
     _seed_interpolated_defaults(tree)
     resolved = Interpolator(tree).resolve_all()
@@ -129,7 +131,7 @@ def _compile(request: CompileRequest, pins: LockPins | None) -> CompileResult:
     recipe = _validate(resolved, tree)
     if pins is not None:
         recipe = pins.apply(recipe)
-    plan = _plan(path, recipe_dir, recipe, tree, localdir, private, epoch)
+    plan = _plan(path, recipe_dir, recipe, tree, localdir, private_refs, epoch)
     return CompileResult(plan, recipe, tree, var, layers)
 
 
@@ -151,11 +153,12 @@ def _legacy_tree(
     given: dict[str, str],
     localdir: Path | None,
     version: str,
-) -> tuple[Tree, dict[str, str], list[str], Path, set[str]]:
+) -> tuple[Tree, dict[str, str], list[str], Path, list[SecretRef]]:
     from eib.compat.to_recipe import load_legacy_tree
 
     legacy = load_legacy_tree(
-        config_dir, given, localdir=localdir, cachedir=CACHEDIR_TOKEN, build_version=version
+        config_dir, given, localdir=localdir, cachedir=CACHEDIR_TOKEN, build_version=version,
+        masked=True,
     )
     tree = Tree()
     merge_into(tree, legacy.recipe, legacy.recipe_origins, str(config_dir))
@@ -164,7 +167,7 @@ def _legacy_tree(
         for k in ("product", "branch", "arch", "platform", "personality", "series")
     }
     srcdir = Path(str(tree.data["build"].get("srcdir") or config_dir.resolve().parent))
-    return tree, variant, legacy.files, srcdir, set(legacy.private_env)
+    return tree, variant, legacy.files, srcdir, legacy.secret_refs
 
 
 def _set_build(
@@ -212,6 +215,13 @@ def _apply_sets(tree: Tree, sets: list[str]) -> None:
         parts: KeyPath = tuple(key.split("."))
         if parts[0] == "build":
             raise UserError("set the variant with --product/--branch/... options", origin=origin)
+        if parts[0] == "secrets":
+            # Never echo the item: its value is the secret.
+            raise UserError(
+                "--set cannot define secrets: its value would be in the plan and shell history",
+                key="--set secrets",
+                hint="use `eib run --secret NAME=@FILE` or NAME=env:VARIABLE",
+            )
         nested: Any = value
         for part in reversed(parts):
             nested = {part: nested}
@@ -319,10 +329,11 @@ def _plan(
     recipe: Recipe,
     tree: Tree,
     localdir: Path | None,
-    private_env: set[str],
+    private_refs: list[SecretRef] | None,
     epoch: int | None,
 ) -> Plan:
     from eib.compile.hookenv import recipe_env
+    from eib.envnames import env_name
 
     build = recipe.build
     # A recipe's own hooks/ come first; for a legacy tree the localdir's hooks
@@ -361,23 +372,17 @@ def _plan(
         config=f"{outversion}.config.yaml",
         plan=f"{outversion}.plan.json",
     )
-    secrets = [
-        SecretRef(
-            name=name,
-            source="value" if s.value is not None else "file" if s.file else "env",
-            where=str(tree.origin(("secrets", name)) or path)
-            if s.value is not None
-            else (s.file or s.env or ""),
-        )
-        for name, s in sorted(recipe.secrets.items())
-    ]
+    secrets = _secret_refs(recipe, tree, private_refs)
     env = recipe_env(recipe)
-    for name in private_env | _secret_option_env(recipe):
-        if name in env:
-            env[name] = REDACTED
+    for var, name in _secret_option_env(recipe).items():
+        if var in env:
+            env[var] = token(name)
+    for ref in private_refs or []:  # as a converted recipe's secrets: section shows them
+        env[env_name("secrets", ref.name)] = token(ref.name)
+    env = dict(sorted(env.items()))
     plan = Plan(
         eib_version=__version__,
-        recipe=str(path.resolve()),
+        recipe=path.resolve().name,
         source_date_epoch=epoch,
         build=build,
         ostree=ostree,
@@ -397,8 +402,21 @@ def _plan(
     return plan.model_copy(update={"stages": stages}).with_digest()
 
 
-def _secret_option_env(recipe: Recipe) -> set[str]:
-    """A secret named `section.key` (a converted private INI value) hides EIB_SECTION_KEY."""
+def _secret_option_env(recipe: Recipe) -> dict[str, str]:
+    """A secret named `section.key` (a converted private INI value) stands for
+    EIB_SECTION_KEY: variable → secret name."""
     from eib.envnames import env_name
 
-    return {env_name(*name.split(".", 1)) for name in recipe.secrets if "." in name.strip(".")}
+    return {env_name(*n.split(".", 1)): n for n in recipe.secrets if "." in n.strip(".")}
+
+
+def _secret_refs(
+    recipe: Recipe, tree: Tree, private_refs: list[SecretRef] | None
+) -> list[SecretRef]:
+    """The recipe's secrets and a legacy tree's private options, by name."""
+    from eib.secrets.refs import secret_refs
+
+    origins = {name: tree.origin(("secrets", name, "value")) for name in recipe.secrets}
+    refs = {r.name: r for r in secret_refs(dict(recipe.secrets), origins)}
+    refs.update({r.name: r for r in private_refs or []})
+    return [refs[name] for name in sorted(refs)]

@@ -13,6 +13,7 @@ from typing import Any
 from eib.envnames import env_name, env_value
 from eib.model.plan import REDACTED
 from eib.model.recipe import Recipe
+from eib.secrets.tokens import token
 
 
 def sections_env(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -42,7 +43,7 @@ def legacy_sections(recipe: Recipe) -> dict[str, dict[str, Any]]:
         sections.setdefault(group, {})["hooks"] = names
     sections.setdefault("publish", {})["path"] = dump["publish"]["path"]
     sections["secrets"] = {
-        name: (REDACTED if s["value"] is not None or s["env"] else s["file"])
+        name: (token(name) if s["value"] is not None or s["env"] or s["key"] else s["file"])
         for name, s in dump["secrets"].items()
     }
     for name, options in dump["extra"].items():

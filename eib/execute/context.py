@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eib.execute.progress import Monitor
 from eib.model.plan import Plan
@@ -59,6 +60,20 @@ class BuildContext:
     cache_keys: dict[str, str] = field(default_factory=dict)  # stage → stage-cache key
     use_cache: bool = False  # this run reuses and stores stage results
     assemble_disk: bool = True  # False: the image stage stops after deployment and Flatpaks
+    # This run's secrets (eib.secrets.SecretValues), fetched on first use.
+    secrets: Any = None
+
+    def reveal(self, text: str) -> str:
+        """`text` with its `<secret:...>` tokens replaced: only for handing to a tool."""
+        return self.secrets.reveal(text) if self.secrets is not None else text
+
+    def revealed_plan(self) -> Plan:
+        """The plan with tokens replaced, for steps that pass values on; never saved."""
+        if self.secrets is None:
+            return self.plan
+        from eib.secrets import reveal_plan
+
+        return reveal_plan(self.plan, self.secrets)
 
     @property
     def os_var(self) -> Path:

@@ -85,7 +85,8 @@ def deploy(ctx: BuildContext) -> Path:
     with tempfile.TemporaryDirectory(prefix="eib-keys-") as scratch:
         keys = key_files(ctx, Path(scratch))
         ostree.add_remote(
-            repo, o.remote, deploy_url, keys=keys, collection_id=collection_id,
+            repo, o.remote, ctx.reveal(deploy_url), keys=keys, collection_id=collection_id,
+            private=deploy_url != ctx.reveal(deploy_url),
             branches=[ctx.deploy_ref],
         )
 

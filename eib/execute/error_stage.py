@@ -34,7 +34,8 @@ def run_error_stage(ctx: BuildContext, failure: BuildError) -> None:
         from eib.publish import publish_error_log
         from eib.secrets import resolve_secrets
 
-        publish_error_log(ctx.plan, ctx.dirs.output, resolve_secrets(ctx.plan),
+        secrets = resolve_secrets(ctx.plan, ctx.secrets)
+        publish_error_log(ctx.revealed_plan(), ctx.dirs.output, secrets,
                           state_dir=ctx.dirs.cache)
     except EibError as err:
         log.error("publishing the build log failed: %s", err)

@@ -16,6 +16,7 @@ import os
 import shlex
 import shutil
 from pathlib import Path
+from typing import Any
 
 from eib import paths
 from eib.errors import BuildError
@@ -30,11 +31,11 @@ log = logging.getLogger("eib.hooks")
 CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def plan_env(plan: Plan) -> dict[str, str]:
-    """The real `EIB_*` values: the plan shows secrets as `<redacted>`."""
+def plan_env(plan: Plan, values: Any = None) -> dict[str, str]:
+    """The real `EIB_*` values: the plan holds `<secret:NAME>` tokens."""
     from eib.secrets import runtime_env
 
-    return runtime_env(plan)
+    return runtime_env(plan, values)
 
 
 def _variant_env(plan: Plan) -> dict[str, str]:
@@ -52,7 +53,7 @@ def _variant_env(plan: Plan) -> dict[str, str]:
         "EIB_OSTREE_REF_DEPLOY": o.ref_deploy or o.ref,
         "EIB_OSTREE_REMOTE": o.remote,
         "EIB_OSTREE_OS": o.os,
-        "EIB_OSTREE_URL": o.url,
+        "EIB_OSTREE_URL": o.url,  # revealed with the rest of the environment
     }
 
 

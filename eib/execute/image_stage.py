@@ -48,7 +48,7 @@ def run_image_stage(ctx: BuildContext) -> None:
     ctx.monitor.step("assemble disk image")
     from eib.execute.disk import assemble_image
 
-    assemble_image(plan, dirs.sysroot, dirs.output, dirs.work, dirs.manifest,
+    assemble_image(ctx.revealed_plan(), dirs.sysroot, dirs.output, dirs.work, dirs.manifest,
                    seed=reproducible_seed(ctx), source_date_epoch=plan.source_date_epoch)
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from eib import __version__, paths
 from eib.errors import BuildError
 from eib.execute.context import BuildContext
-from eib.execute.hooks import plan_env, run_hooks
+from eib.execute.hooks import run_hooks
 from eib.model.plan import Plan
 
 log = logging.getLogger("eib.execute.manifest")
@@ -38,7 +37,7 @@ def source_commit() -> str:
 
 def basic_info(plan: Plan) -> dict[str, Any]:
     b = plan.build
-    product_name = plan_env(plan).get("EIB_PRODUCT_NAME") or PRODUCT_NAMES.get(b.product, b.product)
+    product_name = plan.env.get("EIB_PRODUCT_NAME") or PRODUCT_NAMES.get(b.product, b.product)
     return {
         "product": b.product,
         "product_name": product_name,
@@ -96,17 +95,6 @@ def merge_fragments(files: list[Path]) -> dict[str, Any]:
     return merged
 
 
-def scrub_strings(value: Any, scrub: Callable[[str], str]) -> Any:
-    """`value` with every secret in its strings replaced: manifests are public."""
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, dict):
-        return {k: scrub_strings(v, scrub) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub_strings(v, scrub) for v in value]
-    return value
-
-
 def run_manifest_stage(ctx: BuildContext) -> Path:
     dirs = ctx.dirs
     dirs.manifest.mkdir(parents=True, exist_ok=True)
@@ -122,7 +110,7 @@ def run_manifest_stage(ctx: BuildContext) -> Path:
     files = sorted(dirs.manifest.glob("*.json"))
     from eib.secrets import redactor
 
-    merged = scrub_strings(merge_fragments(files), redactor(ctx.plan))
+    merged = redactor(ctx.plan, ctx.secrets).data(merge_fragments(files))
     out = dirs.output / ctx.plan.outputs.manifest
     out.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
     log.info("manifest: %s from %d fragments", out, len(files))

@@ -75,7 +75,8 @@ def run_ostree_stage(ctx: BuildContext) -> None:
     ostree.init_repo(repo, CACHE_REPO_MODE)
     with tempfile.TemporaryDirectory(prefix="eib-keys-") as scratch:
         keys = key_files(ctx, Path(scratch))
-        ostree.add_remote(repo, o.remote, o.url, keys=keys)
+        url = ctx.reveal(o.url)
+        ostree.add_remote(repo, o.remote, url, keys=keys, private=url != o.url)
 
     ctx.step = "pull"
     ctx.monitor.step(f"pull {o.ref}" + (f"@{o.commit}" if o.commit else ""))

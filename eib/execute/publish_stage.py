@@ -21,6 +21,6 @@ def run_publish_stage(ctx: BuildContext) -> None:
         from eib.publish import publish_build
         from eib.secrets import resolve_secrets
 
-        publish_build(ctx.plan, ctx.dirs.output, resolve_secrets(ctx.plan),
-                      state_dir=ctx.dirs.cache)
+        publish_build(ctx.revealed_plan(), ctx.dirs.output,
+                      resolve_secrets(ctx.plan, ctx.secrets), state_dir=ctx.dirs.cache)
     run_hooks(ctx, "publish")

@@ -190,21 +190,23 @@ def execute(
     monitor: Monitor | None = None,
     use_cache: bool = True,
     explain_cache: bool = False,
+    secrets: Any = None,
 ) -> BuildContext:
     """Build `plan`; raise BuildError (after the error stage) when a step fails."""
     monitor = monitor or NullMonitor()
-    ctx = BuildContext(plan=plan, dirs=dirs, monitor=monitor, dry_run=dry_run,
-                       assemble_disk=assemble_disk)
-    from eib.secrets import redactor
+    from eib.secrets import SecretValues, redactor
 
-    scrub = redactor(plan)
+    values = secrets if secrets is not None else SecretValues(plan)
+    ctx = BuildContext(plan=plan, dirs=dirs, monitor=monitor, dry_run=dry_run,
+                       assemble_disk=assemble_disk, secrets=values)
+    scrub = redactor(plan, values)
     with cache_lock(dirs.cache, lock_timeout, on_wait=monitor.message):
         prepare_dirs(dirs, reset="image" in stages)
         with build_log(dirs.output / plan.outputs.log, scrub):
             log.info("eib %s: building %s (plan %s)", __version__, plan.outputs.outversion,
                      plan.digest)
             log.info("cache %s, work %s, output %s", dirs.cache, dirs.work, dirs.output)
-            ctx.env = plan_env(plan)
+            ctx.env = plan_env(plan, values)
             try:
                 with terminate_as_error(), demo_server(ctx):
                     _run_stages(ctx, stages, assemble_disk, use_cache, explain_cache)

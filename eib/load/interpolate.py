@@ -73,6 +73,8 @@ class Interpolator:
         return result
 
     def _expand(self, value: Any, path: KeyPath, origin: Origin | None) -> Any:
+        if section_is_secret(path):
+            return value  # never interpolated, so never quoted in an error either
         if isinstance(value, list):
             return [self._expand(v, path, origin) for v in value]
         if isinstance(value, dict):

@@ -47,7 +47,10 @@ def recipe_error(err: ValidationError, tree: Tree) -> UserError:
             origin=_list_item_origin(tree, loc, value),
             key=dotted(loc[:2]),
         )
-    if kind in _EXPECTED:
+    if loc and loc[0] == "secrets":
+        # A value under secrets: may be the secret itself: name its type only.
+        message = f"{_EXPECTED.get(kind, first['msg'])}, got a {type(value).__name__}{more}"
+    elif kind in _EXPECTED:
         message = f"{_EXPECTED[kind]}, got {_describe(value)}{more}"
     else:
         message = f"{first['msg']}, got {_describe(value)}{more}"

@@ -85,11 +85,23 @@ class Outputs(PlanModel):
 
 
 class SecretRef(PlanModel):
-    """Where a secret's value comes from at run time; the value never enters the plan."""
+    """Where a secret's value comes from at run time; the value never enters the plan.
+
+    `env`: the variable `where`.  `file`: the file `where`, handed over as a
+    file (its path).  `file-content`: the text of the file `where`.
+    `file-key`: the value at `key` in the YAML or legacy INI file `where` (an
+    inline recipe value is one, in its recipe file); a legacy option's
+    `${...}` references expand through `interpolate`, which holds public
+    values and `<secret:NAME>` tokens only.
+    """
 
     name: str
-    source: Literal["value", "file", "env", "private-ini"]
-    where: str = Field(description="File path, environment variable, or recipe file holding it")
+    source: Literal["env", "file", "file-content", "file-key"]
+    where: str = Field(description="Environment variable or file holding the value")
+    key: list[str] = Field([], description="Path to the value inside the file")
+    interpolate: dict[str, str] = Field(
+        {}, description="Legacy INI: each ${reference} of the value, with secrets as tokens"
+    )
 
 
 class PublishPlan(PlanModel):
@@ -102,7 +114,7 @@ class Plan(PlanModel):
 
     format: Literal[2] = PLAN_FORMAT
     eib_version: str
-    recipe: str = Field(description="The top recipe file or legacy config dir")
+    recipe: str = Field(description="Name of the top recipe file or legacy config dir (a label)")
     source_date_epoch: int | None = Field(
         description="Time of everything the build stamps (SOURCE_DATE_EPOCH, or the locked "
         "commit's time); None: the build's clock"

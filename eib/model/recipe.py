@@ -232,6 +232,11 @@ class Secret(Section):
 
     value: str | None = None
     file: str | None = None
+    key: str | None = Field(
+        None,
+        description="With file: the value at this key: section.option of an INI file "
+        "(a legacy private.ini), or a dotted path in a YAML file",
+    )
     env: str | None = None
 
 

@@ -73,16 +73,39 @@ def add_remote(
     keys: Sequence[Path] = (),
     collection_id: str = "",
     branches: Sequence[str] = (),
+    private: bool = False,
 ) -> None:
-    """(Re)create `remote` with GPG verification on and exactly `keys` trusted."""
+    """(Re)create `remote` with GPG verification on and exactly `keys` trusted.
+
+    The remote is written into the repo's config file, not passed to
+    `ostree remote add`: a URL may carry a password, and command lines are
+    readable by every user in /proc.  A `private` URL leaves the config 0600
+    inside a 0700 repo (ostree rewrites the config with default modes later).
+    """
     if remote_exists(repo, remote):
         ostree(["remote", "delete", f"--repo={repo}", remote])
-    options = ["--set=gpg-verify=true"]
+    lines = [f'[remote "{remote}"]', f"url={_keyfile_value(url)}", "gpg-verify=true"]
     if collection_id:
-        options.append(f"--set=collection-id={collection_id}")
-    ostree(["remote", "add", f"--repo={repo}", *options, remote, url, *branches])
+        lines.append(f"collection-id={_keyfile_value(collection_id)}")
+    if branches:
+        items = (_keyfile_value(b).replace(";", "\\;") for b in branches)
+        lines.append("branches=" + "".join(f"{item};" for item in items))
+    config = repo / "config"
+    if private:
+        repo.chmod(0o700)
+        config.chmod(0o600)
+    text = config.read_text(encoding="utf-8")
+    with open(config, "a", encoding="utf-8") as f:
+        f.write(("" if text.endswith("\n") else "\n") + "\n" + "\n".join(lines) + "\n")
     for key in keys:
         ostree(["remote", "gpg-import", f"--repo={repo}", f"--keyring={key}", remote])
+
+
+def _keyfile_value(text: str) -> str:
+    """`text` escaped as a GKeyFile value (what `ostree remote add` would write)."""
+    out = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+    out = out.replace("\r", "\\r")
+    return "\\s" + out[1:] if out.startswith(" ") else out
 
 
 def pull(repo: Path, remote: str, ref: str, commit: str = "") -> None:

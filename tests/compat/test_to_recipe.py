@@ -105,22 +105,20 @@ def test_eib_own_defaults_document_every_recipe_option() -> None:
     assert not missing
 
 
-def test_private_values_are_redacted_in_plan_and_read_again_at_run_time(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from eib.compat.private import private_env
+def test_private_values_are_tokens_in_the_plan_and_read_again_at_run_time() -> None:
     from eib.compile.compiler import compile_recipe
+    from eib.secrets import runtime_env
 
     plan = compile_recipe(
         FIXTURE / "config",
         {"product": "eos", "personality": "es", "arch": "amd64"},
         localdir=FIXTURE / "local",
     ).plan
-    assert plan.env["EIB_IMAGE_SIGNING_KEYID"] == "<redacted>"
-    assert plan.env["EIB_FLATPAK_REMOTE_SITE_APPS"] == "<redacted>"
-    assert "0123456789ABCDEF" not in plan.env.values()
-    values = private_env(plan)
+    assert plan.env["EIB_IMAGE_SIGNING_KEYID"] == "<secret:image.signing_keyid>"
+    assert plan.image.signing_keyid == "<secret:image.signing_keyid>"
+    assert "0123456789ABCDEF" not in plan.to_json() and "hunter2" not in plan.to_json()
+    values = runtime_env(plan)
     assert values["EIB_IMAGE_SIGNING_KEYID"] == "0123456789ABCDEF"
     assert values["EIB_FLATPAK_REMOTE_SITE_APPS"] == "com.example.SiteApp\ncom.example.SecretApp"
     assert values["EIB_SITE_CREDENTIALS_PASSWORD"] == "hunter2"
-    assert "EIB_IMAGE_COMPRESSION" not in values
+    assert values["EIB_IMAGE_COMPRESSION"] == plan.env["EIB_IMAGE_COMPRESSION"]

@@ -195,7 +195,8 @@ def test_secrets_are_redacted_from_plan_and_env(write, hooks: Path) -> None:
     text = plan.to_json()
     assert "canary-7f3a91" not in text
     refs = {s.name: (s.source, s.where) for s in plan.secrets}
-    assert refs["token"][0] == "value" and refs["token"][1].endswith("r.yaml:2")
+    assert refs["token"] == ("file-key", str(top.resolve()))
+    assert next(s.key for s in plan.secrets if s.name == "token") == ["secrets", "token", "value"]
     assert refs["aws"] == ("file", str(top.parent / "creds" / "aws"))
     assert refs["ssh"] == ("env", "DEPLOY_KEY")
-    assert plan.env["EIB_SECRETS_TOKEN"] == "<redacted>"
+    assert plan.env["EIB_SECRETS_TOKEN"] == "<secret:token>"
