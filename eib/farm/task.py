@@ -1,0 +1,193 @@
+"""The build task: plan JSON in, result (status, worker, timings, outputs, log tail) out.
+
+At-least-once delivery is made exactly-once publishing here: the marker says
+whether this digest is already published; the digest lock keeps a second
+worker with the same plan from building it at the same time (that task
+retries later and then finds the marker).  The result lives in Celery's
+result backend: the return value when the build is built or already built,
+a `BuildFailed` carrying the same fields when it failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eib import __version__
+from eib.farm.settings import TASK_NAME, Tunables
+
+if TYPE_CHECKING:
+    from celery import Celery, Task
+
+    from eib.model.plan import Plan
+
+log = logging.getLogger("eib.farm.task")
+
+BUILT = "built"
+ALREADY_BUILT = "already-built"
+FAILED = "failed"
+
+
+class BuildFailed(Exception):  # noqa: N818 (the name says what the user sees)
+    """A build that ran and failed; its one argument is the result dict."""
+
+    @property
+    def result(self) -> dict[str, Any]:
+        value = self.args[0] if self.args else {}
+        return value if isinstance(value, dict) else {"status": FAILED, "error": str(value)}
+
+
+class SamePlanBuilding(Exception):  # noqa: N818
+    """Another worker holds the digest lock; the task is retried later."""
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What the worker command was given; read by the task in the pool processes."""
+
+    broker: str
+    base: Any  # eib.farm.slots.BaseDirs
+    tunables: Tunables
+
+
+SETUP: WorkerSetup | None = None
+
+
+def register(app: Celery) -> Task:  # type: ignore[type-arg]
+    """Register the build task on `app` (the worker's)."""
+    return app.task(  # type: ignore[no-any-return]
+        name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True,
+        max_retries=None,
+    )(build_task)
+
+
+def build_task(self: Task, plan_json: str) -> dict[str, Any]:  # type: ignore[type-arg]
+    from eib.model.plan import load_plan_json
+
+    if SETUP is None:
+        raise RuntimeError("the build task runs only in `eib farm worker`")
+    started = time.time()
+    worker = str(self.request.hostname or socket.gethostname())
+    plan = load_plan_json(plan_json)
+    base: dict[str, Any] = {
+        "digest": plan.digest,
+        "outversion": plan.outputs.outversion,
+        "variant": _label(plan),
+        "worker": worker,
+        "task_id": self.request.id,
+        "started": started,
+    }
+    problem = _refuse(plan)
+    if problem:
+        raise BuildFailed({**base, "status": FAILED, "error": problem, "finished": time.time(),
+                           "log_tail": []})
+
+    from eib.farm.digestlock import DigestLock, holder
+    from eib.farm.marker import read_marker
+    from eib.farm.registry import connect
+    from eib.secrets import resolve_secrets
+
+    secrets = resolve_secrets(plan)
+    found = read_marker(plan, secrets)
+    if found is not None:
+        return _already(base, found)
+    client = connect(SETUP.broker)
+    lock = DigestLock(client, plan.digest, f"{worker} {self.request.id}", SETUP.tunables.lock_ttl)
+    if not lock.acquire():
+        other = holder(client, plan.digest) or "another worker"
+        log.info("%s: %s builds the same plan; retrying in %.0f s", base["variant"],
+                 other.split(" ")[0], SETUP.tunables.retry_delay)
+        raise self.retry(exc=SamePlanBuilding(f"built by {other.split(' ')[0]}"),
+                         countdown=SETUP.tunables.retry_delay)
+    try:
+        found = read_marker(plan, secrets)  # finished between the first look and the lock
+        if found is not None:
+            return _already(base, found)
+        return _build(self, plan, plan_json, base, lock)
+    finally:
+        lock.release()
+
+
+def _label(plan: Plan) -> str:
+    from eib.farm.plans import variant_label
+
+    return variant_label(plan)
+
+
+def _refuse(plan: Plan) -> str:
+    """Plans this worker must not run, said in one line."""
+    if plan.with_digest().digest != plan.digest:
+        return "the plan does not match its digest (changed after it was compiled)"
+    if plan.eib_version != __version__:
+        return f"the plan was made by eib {plan.eib_version}; this worker runs eib {__version__}"
+    return ""
+
+
+def _already(base: dict[str, Any], marker: dict[str, Any]) -> dict[str, Any]:
+    log.info("%s: already built by %s", base["variant"], marker.get("worker"))
+    return {
+        **base,
+        "status": ALREADY_BUILT,
+        "finished": time.time(),
+        "built_by": marker.get("worker"),
+        "built_at": marker.get("finished"),
+        "stages": marker.get("stages", {}),
+        "outputs": marker.get("outputs", []),
+        "log_tail": [],
+    }
+
+
+def _build(
+    task: Task, plan: Plan, plan_json: str, base: dict[str, Any], lock: Any  # type: ignore[type-arg]
+) -> dict[str, Any]:
+    from eib.farm.buildproc import BuildProcess, log_tail, output_names
+    from eib.farm.marker import output_url, write_marker
+    from eib.farm.slots import link_demo, take_slot
+    from eib.publish.publisher import build_prefix
+    from eib.secrets import resolve_secrets
+
+    assert SETUP is not None
+    with take_slot(SETUP.base) as slot, tempfile.TemporaryDirectory(prefix="eib-farm-") as tmp:
+        link_demo(plan, slot)
+        plan_file = Path(tmp) / "plan.json"
+        plan_file.write_text(plan_json)
+        build = BuildProcess(plan_file, slot)
+        lock.start_renewing(on_lost=lambda: build.stop("lost the build lock"))
+        progress = {**base, "slot": slot.number, "stage": "", "stage_started": time.time()}
+        log.info("%s: building in slot %d", base["variant"], slot.number)
+
+        def on_event(event: dict[str, Any]) -> None:
+            if event.get("event") == "stage":
+                progress.update(stage=event["name"], stage_started=event["time"])
+                log.info("%s: stage %s", base["variant"], event["name"])
+                task.update_state(state="PROGRESS", meta=progress)
+
+        task.update_state(state="PROGRESS", meta={**progress, "stage": "starting"})
+        outcome = build.run(on_event)
+        tail = log_tail(slot.output / plan.outputs.log)
+        names = output_names(slot.output)
+    finished = time.time()
+    result = {**base, "slot": slot.number, "finished": finished, "stages": outcome.stages,
+              "log_tail": tail}
+    if not outcome.ok or lock.lost.is_set():
+        where = "/".join(p for p in (outcome.stage, outcome.step) if p)
+        error = f"{where}: {outcome.error}" if where else outcome.error
+        log.error("%s: failed: %s", base["variant"], error)
+        raise BuildFailed({**result, "status": FAILED, "error": error})
+    prefix = build_prefix(plan)
+    outputs = [
+        {"name": n, "urls": [output_url(t, prefix, n) for t in plan.publish.targets]}
+        for n in names
+    ]
+    result.update(status=BUILT, outputs=outputs)
+    write_marker(plan, resolve_secrets(plan), {
+        key: result[key] for key in ("digest", "outversion", "variant", "worker", "task_id",
+                                      "started", "finished", "stages", "outputs")
+    })
+    log.info("%s: built in %.1f s", base["variant"], finished - base["started"])
+    return result
