@@ -122,7 +122,7 @@ def demo_server(ctx: BuildContext) -> Iterator[None]:
         yield
         return
     from eib.demo import ensure_demo
-    from eib.demo.shared import shared_serve
+    from eib.execute.demo_share import shared_serve
 
     ctx.stage, ctx.step = "ostree", "demo"
     ctx.monitor.message("preparing the demo OS (cached after the first build)")

@@ -10,7 +10,7 @@ server:
   while it needs the server;
 * under an exclusive `.start` lock, a user finds the port serving the same
   demo (checked by its public key) or starts a detached server process
-  (`python -m eib.demo.shared ROOT PORT USERS`);
+  (`python -m eib.execute.demo_share ROOT PORT USERS`);
 * that process serves until it can take the users lock exclusively, i.e.
   no build uses it any more, lingers a moment for back-to-back builds, then
   closes its socket *before* letting go of the lock, so a build arriving at
@@ -18,6 +18,8 @@ server:
 
 No build ever waits for another build to finish, a killed build releases
 its share with its file descriptors, and nothing outlives the last user.
+(It lives with the executor, not in `eib.demo`, whose own sources are an
+input of the demo OS: editing them rebuilds the demo.)
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from pathlib import Path
 
 from eib.errors import BuildError
 
-log = logging.getLogger("eib.demo.shared")
+log = logging.getLogger("eib.execute.demo_share")
 
 KEY_PATH = "keys/eib-demo.asc"
 LINGER_SECONDS = 2.0
@@ -85,7 +87,7 @@ def _start_server(root: Path, port: int, users: Path) -> None:
     server_log = lock_dir() / f"eib-demo-{port}.log"
     with open(server_log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "eib.demo.shared", str(root), str(port), str(users)],
+            [sys.executable, "-m", "eib.execute.demo_share", str(root), str(port), str(users)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,
