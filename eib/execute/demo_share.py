@@ -24,6 +24,7 @@ input of the demo OS: editing them rebuilds the demo.)
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -54,10 +55,8 @@ def lock_dir() -> Path:
 
 def _open_lock(path: Path) -> int:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
+    with contextlib.suppress(PermissionError):  # another user's file: usable all the same
         os.fchmod(fd, 0o666)
-    except PermissionError:
-        pass  # another user's file: usable as long as it is readable
     return fd
 
 

@@ -44,7 +44,9 @@ def lock_key(digest: str) -> str:
 def holder(client: Redis, digest: str) -> str | None:
     """Who holds the digest's lock (`worker task-id nonce`), or None."""
     value = client.get(lock_key(digest))
-    return value.decode() if value is not None else None
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class DigestLock:

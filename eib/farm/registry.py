@@ -55,7 +55,8 @@ def record(client: Redis, entries: list[Submitted]) -> None:
 def load(client: Redis, task_ids: list[str] | None = None) -> list[Submitted]:
     """The given tasks, or every recorded one, oldest first."""
     if task_ids is None:
-        task_ids = [t.decode() for t in client.zrange(INDEX, 0, -1)]
+        task_ids = [t.decode() if isinstance(t, bytes) else str(t)
+                    for t in client.zrange(INDEX, 0, -1)]
     if not task_ids:
         return []
     raw = client.mget([task_key(t) for t in task_ids])

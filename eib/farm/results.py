@@ -82,22 +82,18 @@ def view(app: Celery, client: Redis, entry: Submitted, now: float | None = None)
         return base
     if state in ("PROGRESS", states.STARTED):
         meta = info if isinstance(info, dict) else {}
-        base.worker = str(meta.get("worker") or _worker_of(result))
+        base.worker = str(meta.get("worker") or meta.get("hostname") or "")
         base.stage = str(meta.get("stage") or "starting")
         base.since = float(meta.get("started") or now)
         base.elapsed = now - base.since
-        lock = holder(client, entry.digest)
-        base.status = RUNNING if lock and entry.task_id in lock.split(" ") else LOST
+        base.status = RUNNING
+        if state == "PROGRESS":  # building: its worker renews the digest lock
+            lock = holder(client, entry.digest)
+            if not lock or entry.task_id not in lock.split(" "):
+                base.status = LOST
         return base
     base.elapsed = now - entry.submitted
     return base
-
-
-def _worker_of(result: Any) -> str:
-    try:
-        return str(result.worker or "")
-    except AttributeError:
-        return ""
 
 
 def _finished(base: TaskView, info: dict[str, Any]) -> TaskView:

@@ -46,7 +46,7 @@ def task_table(views: list[TaskView], title: str | None = None, *, since: bool =
     table = Table(title=title, show_lines=False)
     columns = ["variant", "worker", "stage", "elapsed", "result"] + (["since"] if since else [])
     for name in columns:
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name in ("variant", "worker", "since"))
     for v in views:
         stage = v.stage if v.status in ("running", "lost") else ""
         style = {"failed": "red", "built": "green", "already-built": "green",

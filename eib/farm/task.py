@@ -24,6 +24,7 @@ from eib.farm.settings import TASK_NAME, Tunables
 if TYPE_CHECKING:
     from celery import Celery, Task
 
+    from eib.farm.digestlock import DigestLock
     from eib.model.plan import Plan
 
 log = logging.getLogger("eib.farm.task")
@@ -33,7 +34,7 @@ ALREADY_BUILT = "already-built"
 FAILED = "failed"
 
 
-class BuildFailed(Exception):  # noqa: N818 (the name says what the user sees)
+class BuildFailed(Exception):
     """A build that ran and failed; its one argument is the result dict."""
 
     @property
@@ -42,7 +43,7 @@ class BuildFailed(Exception):  # noqa: N818 (the name says what the user sees)
         return value if isinstance(value, dict) else {"status": FAILED, "error": str(value)}
 
 
-class SamePlanBuilding(Exception):  # noqa: N818
+class SamePlanBuilding(Exception):
     """Another worker holds the digest lock; the task is retried later."""
 
 
@@ -58,15 +59,15 @@ class WorkerSetup:
 SETUP: WorkerSetup | None = None
 
 
-def register(app: Celery) -> Task:  # type: ignore[type-arg]
+def register(app: Celery) -> Task:
     """Register the build task on `app` (the worker's)."""
-    return app.task(  # type: ignore[no-any-return]
+    return app.task(
         name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True,
         max_retries=None,
     )(build_task)
 
 
-def build_task(self: Task, plan_json: str) -> dict[str, Any]:  # type: ignore[type-arg]
+def build_task(self: Task, plan_json: str) -> dict[str, Any]:
     from eib.model.plan import load_plan_json
 
     if SETUP is None:
@@ -143,7 +144,7 @@ def _already(base: dict[str, Any], marker: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build(
-    task: Task, plan: Plan, plan_json: str, base: dict[str, Any], lock: Any  # type: ignore[type-arg]
+    task: Task, plan: Plan, plan_json: str, base: dict[str, Any], lock: DigestLock
 ) -> dict[str, Any]:
     from eib.farm.buildproc import BuildProcess, log_tail, output_names
     from eib.farm.marker import output_url, write_marker
