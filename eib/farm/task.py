@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from eib import __version__
 from eib.farm.settings import TASK_NAME, Tunables
@@ -85,25 +85,27 @@ def build_task(self: Task, plan_json: str) -> dict[str, Any]:
     }
     problem = _refuse(plan)
     if problem:
-        raise BuildFailed({**base, "status": FAILED, "error": problem, "finished": time.time(),
-                           "log_tail": []})
+        _fail(base, problem)
 
     from eib.farm.digestlock import DigestLock, holder
     from eib.farm.marker import read_marker
     from eib.farm.registry import connect
     from eib.secrets import resolve_secrets
 
-    secrets = resolve_secrets(plan)
-    found = read_marker(plan, secrets)
+    try:
+        secrets = resolve_secrets(plan)
+        found = read_marker(plan, secrets)
+    except Exception as err:  # a missing secret, an unreachable target: say which
+        _fail(base, f"cannot look for the build at its publish targets: {_text(err)}")
     if found is not None:
         return _already(base, found)
     client = connect(SETUP.broker)
     lock = DigestLock(client, plan.digest, f"{worker} {self.request.id}", SETUP.tunables.lock_ttl)
     if not lock.acquire():
-        other = holder(client, plan.digest) or "another worker"
-        log.info("%s: %s builds the same plan; retrying in %.0f s", base["variant"],
-                 other.split(" ")[0], SETUP.tunables.retry_delay)
-        raise self.retry(exc=SamePlanBuilding(f"built by {other.split(' ')[0]}"),
+        other = (holder(client, plan.digest) or "another-worker").split(" ")[0]
+        log.info("%s: %s builds the same plan; looking again in %.0f s", base["variant"],
+                 other, SETUP.tunables.retry_delay)
+        raise self.retry(exc=SamePlanBuilding(f"the same plan is building on {other}"),
                          countdown=SETUP.tunables.retry_delay)
     try:
         found = read_marker(plan, secrets)  # finished between the first look and the lock
@@ -112,6 +114,18 @@ def build_task(self: Task, plan_json: str) -> dict[str, Any]:
         return _build(self, plan, plan_json, base, lock)
     finally:
         lock.release()
+
+
+def _text(err: BaseException) -> str:
+    from eib.errors import EibError
+
+    return str(err) if isinstance(err, EibError) else f"{type(err).__name__}: {err}"
+
+
+def _fail(base: dict[str, Any], error: str, **extra: Any) -> NoReturn:
+    log.error("%s: failed: %s", base.get("variant"), error)
+    raise BuildFailed({"log_tail": [], **base, **extra, "status": FAILED, "error": error,
+                       "finished": time.time()})
 
 
 def _label(plan: Plan) -> str:
@@ -178,17 +192,21 @@ def _build(
     if not outcome.ok or lock.lost.is_set():
         where = "/".join(p for p in (outcome.stage, outcome.step) if p)
         error = f"{where}: {outcome.error}" if where else outcome.error
-        log.error("%s: failed: %s", base["variant"], error)
-        raise BuildFailed({**result, "status": FAILED, "error": error})
+        _fail(base, error or "lost the build lock", slot=slot.number, stages=outcome.stages,
+              log_tail=tail)
     prefix = build_prefix(plan)
     outputs = [
         {"name": n, "urls": [output_url(t, prefix, n) for t in plan.publish.targets]}
         for n in names
     ]
     result.update(status=BUILT, outputs=outputs)
-    write_marker(plan, resolve_secrets(plan), {
-        key: result[key] for key in ("digest", "outversion", "variant", "worker", "task_id",
-                                      "started", "finished", "stages", "outputs")
-    })
+    try:
+        write_marker(plan, resolve_secrets(plan), {
+            key: result[key] for key in ("digest", "outversion", "variant", "worker", "task_id",
+                                          "started", "finished", "stages", "outputs")
+        })
+    except Exception as err:
+        _fail(base, f"published, but marking it as built failed: {_text(err)}",
+              slot=slot.number, stages=outcome.stages, log_tail=tail)
     log.info("%s: built in %.1f s", base["variant"], finished - base["started"])
     return result

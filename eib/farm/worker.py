@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import sys
+import warnings
 from pathlib import Path
 
 from eib.errors import UserError
@@ -68,6 +69,11 @@ def run_worker(
     task.SETUP = task.WorkerSetup(broker=broker, base=base, tunables=tunables)
     nodename = name or f"eib-{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
     _log_to_stdout(loglevel)
+    # Builds need root (ostree deploy, loop-free disk assembly, chattr); only JSON
+    # messages are accepted, which is what Celery's warning about root is about.
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)
     unknown = [q for q in queues if q not in ARCH_QUEUES]
     logging.getLogger("eib.farm").info(
         "worker %s: queues %s%s, %d slot(s), broker %s, work %s, cache %s, output %s",
