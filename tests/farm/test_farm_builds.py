@@ -170,3 +170,24 @@ def test_an_arm64_build_waits_for_an_arm64_worker(farm: Farm) -> None:
     text = farm.eib("farm", "status", "--broker", farm.broker)
     assert text.returncode == 0
     assert "arm64 2" in text.stdout and "queued on arm64" in text.stdout
+
+
+def test_sigterm_lets_the_current_build_finish(farm: Farm) -> None:
+    import signal
+
+    proc = farm.submit("-P", "graceful", "--json")
+    assert proc.returncode == 0, proc.stderr
+    task_id = json.loads(proc.stdout)[0]["task_id"]
+
+    def running() -> dict[str, Any] | None:
+        return next((t for t in farm.status()["running"] if t["task_id"] == task_id), None)
+
+    task = wait_for(running, 120, "the build to start")
+    name = task["worker"].split("@")[0]
+    worker = farm.workers.pop(name)
+    worker.proc.send_signal(signal.SIGTERM)  # what systemd and Kubernetes send
+    assert worker.proc.wait(timeout=300) == 0
+    finished = {t["task_id"]: t for t in farm.status()["finished"]}
+    assert finished[task_id]["status"] == "built"
+    assert finished[task_id]["worker"] == task["worker"]
+    assert "Warm shutdown" in worker.log.read_text()
