@@ -31,7 +31,7 @@ def describe(v: TaskView) -> str:
     if v.status == "waiting":
         return f"waiting ({v.error})" if v.error else "waiting"
     if v.status == "lost":
-        return "worker lost; redelivered after the visibility timeout"
+        return "worker lost; the task will be delivered again"
     if v.status == "failed":
         return f"failed: {v.error}"
     if v.status == "already-built":
