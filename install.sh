@@ -30,6 +30,8 @@ packages=(
   gnupg rsync openssh-server openssh-client
   # booting images to test them
   qemu-system-x86 ovmf
+  # the build farm's broker and result backend (eib farm, docs/farm.md)
+  redis-server
   # Python
   python3 python3-venv python3-dev
 )
@@ -52,7 +54,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # The "compat" editable mode is a plain path entry: no import hook to load at
 # every start (~25 ms of each `eib` run).
-.venv/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+.venv/bin/python -m pip install -q -e '.[dev,farm]' --config-settings editable_mode=compat
 # Byte-compile now, eib and the libraries it imports (pip leaves PyYAML's
 # modules uncompiled), so start-up stays fast even where
 # PYTHONDONTWRITEBYTECODE is set.

@@ -44,8 +44,8 @@ from eib.compat.mapping import (
 from eib.compat.reader import MERGED_OPTIONS, read_tree
 from eib.errors import Origin, UserError
 from eib.model import recipe as model
-from eib.variant import ARCHES as SUPPORTED_ARCHES
 from eib.secrets.tokens import token
+from eib.variant import ARCHES as SUPPORTED_ARCHES
 
 KeyPath = tuple[str, ...]
 _REF = re.compile(r"\$\{([^}]*)\}")

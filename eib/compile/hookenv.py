@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from eib.envnames import env_name, env_value
-from eib.model.plan import REDACTED
 from eib.model.recipe import Recipe
 from eib.secrets.tokens import token
 

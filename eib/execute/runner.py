@@ -117,12 +117,14 @@ def demo_server(ctx: BuildContext) -> Iterator[None]:
     if not ctx.plan.demo.serve:
         yield
         return
-    from eib.demo import ensure_demo, serve
+    from eib.demo import ensure_demo
+    from eib.execute.demo_share import shared_serve
 
     ctx.stage, ctx.step = "ostree", "demo"
     ctx.monitor.message("preparing the demo OS (cached after the first build)")
     demo = ensure_demo(ctx.dirs.cache)
-    with serve(demo.root, ctx.plan.demo.port) as url:
+    # The port is in the plan (and the image): builds on one host share one server.
+    with shared_serve(demo.root, ctx.plan.demo.port) as url:
         log.info("serving the demo OS from %s at %s", demo.root, url)
         yield
 
