@@ -22,23 +22,18 @@ import fnmatch
 import itertools
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from eib.compat.attributes import ATTRIBUTES, BUILD_KEYS
-from eib.compat.inifile import read_ini
+from eib.compat.convert_sources import Source, personality_depth, tree_sources
 from eib.compat.mapping import (
-    HOOK_SECTIONS,
-    REMOTE_PREFIX,
     SECTION_MODELS,
-    TARGET_PREFIX,
     convert_value,
-    field_kind,
-    free_section,
+    merged_option,
+    recipe_path,
     to_recipe,
 )
 from eib.compat.reader import MERGED_OPTIONS, read_tree
@@ -77,107 +72,6 @@ PORTABLE_BUILD_KEYS = (
 WORD_BUILD_KEYS = PORTABLE_BUILD_KEYS[:7]  # never contain whitespace
 
 
-@dataclass
-class Source:
-    """One INI file of the tree and when it applies."""
-
-    path: Path
-    label: str  # path relative to the tree, for comments and output names
-    when: dict[str, str]
-    private: bool = False
-    sections: dict[str, dict[str, str]] = field(default_factory=dict)
-
-
-def _depth(value: str) -> int:
-    return value.count("_")
-
-
-def _attribute_sources(config_dir: Path, label: str) -> Iterator[Source]:
-    if (config_dir / "defaults.ini").is_file():
-        yield Source(config_dir / "defaults.ini", f"{label}/defaults.ini", {})
-    for attr in ATTRIBUTES:
-        files = sorted((config_dir / attr).glob("*.ini"), key=lambda p: (_depth(p.stem), p.stem))
-        for path in files:
-            yield Source(path, f"{label}/{attr}/{path.name}", {attr: path.stem})
-    for first, second in itertools.combinations(ATTRIBUTES, 2):
-        pairs = []
-        for path in sorted((config_dir / f"{first}-{second}").glob("*.ini")):
-            one, two = _split_pair(config_dir, first, path.stem)
-            pairs.append((_depth(two) if second == "personality" else 0, path, one, two))
-        for _, path, one, two in sorted(pairs, key=lambda p: (p[0], p[1].name)):
-            yield Source(path, f"{label}/{first}-{second}/{path.name}", {first: one, second: two})
-
-
-def _split_pair(config_dir: Path, first: str, stem: str) -> tuple[str, str]:
-    """`eos-es_GT` → (`eos`, `es_GT`); a dash inside a value is resolved by known files."""
-    splits = [(stem[:i], stem[i + 1 :]) for i, c in enumerate(stem) if c == "-"]
-    if not splits:
-        raise UserError(
-            "an attribute pair file must be named <value1>-<value2>.ini",
-            origin=Origin(str(config_dir / stem)),
-        )
-    known = {p.stem for p in (config_dir / first).glob("*.ini")}
-    for one, two in splits:
-        if one in known:
-            return one, two
-    return splits[0]
-
-
-def tree_sources(config_dir: Path, localdir: Path | None) -> list[Source]:
-    """Every file the tree can read, in the legacy order (system files excluded)."""
-    sources = list(_attribute_sources(config_dir, "config"))
-    if localdir is not None:
-        sources += list(_attribute_sources(localdir / "config", "local/config"))
-    if (config_dir / "local.ini").is_file():
-        sources.append(Source(config_dir / "local.ini", "config/local.ini", {}))
-    if localdir is not None and (localdir / "config" / "private.ini").is_file():
-        sources.append(
-            Source(localdir / "config" / "private.ini", "local/config/private.ini", {}, True)
-        )
-    if (config_dir / "private.ini").is_file():
-        sources.append(Source(config_dir / "private.ini", "config/private.ini", {}, True))
-    for source in sources:
-        source.sections = read_ini(source.path).sections
-    return sources
-
-
-def _merged_option(section: str, key: str) -> tuple[str, str] | None:
-    """(option, op) when `key` is an add/del key of a merged option of `section`."""
-    for pattern, option in MERGED_OPTIONS:
-        if not fnmatch.fnmatchcase(section, pattern):
-            continue
-        for op in ("add", "del"):
-            if key == f"{option}_{op}" or key.startswith(f"{option}_{op}_"):
-                return option, op
-    return None
-
-
-def recipe_path(section: str, key: str) -> tuple[KeyPath, str]:
-    """Where `[section] key` lives in the recipe, and its kind: str, bool, int, list."""
-    if section in HOOK_SECTIONS and key == "hooks":
-        return ("hooks", section), "list"
-    if section == "build":
-        return ("extra", "build", key), "str"
-    if section in SECTION_MODELS:
-        kind = field_kind(SECTION_MODELS[section], key)
-        return ((section, key), kind) if kind else (("extra", section, key), "str")
-    if section.startswith(REMOTE_PREFIX) and len(section) > len(REMOTE_PREFIX):
-        name = section[len(REMOTE_PREFIX) :]
-        kind = field_kind(model.FlatpakRemote, key)
-        if kind:
-            return ("flatpak", "remotes", name, key), kind
-        return ("extra", section, key), "str"
-    if section == "publish":
-        if key == "path":
-            return ("publish", "path"), "str"
-        if key in ("s3_bucket", "s3_region"):
-            return ("publish", "targets"), "targets"
-        return ("extra", "publish", key), "str"
-    if section.startswith(TARGET_PREFIX) and len(section) > len(TARGET_PREFIX):
-        return ("publish", "targets"), "targets"
-    return (*free_section(section), key), "str"
-
-
 def _ref_text(path: KeyPath) -> str:
     return "${" + path[0] + ":" + ".".join(path[1:]) + "}"
 
@@ -213,7 +107,7 @@ class Converter:
         for source in self.sources:
             for section, options in source.sections.items():
                 for key, raw in options.items():
-                    merged = _merged_option(section, key)
+                    merged = merged_option(section, key)
                     if source.private:
                         target = merged[0] if merged else key
                         self.private_paths.add(recipe_path(section, target)[0])
@@ -259,7 +153,7 @@ class Converter:
         if target is None:
             return None
         sec, key = target
-        if "." in key or "." in sec or _merged_option(sec, key):
+        if "." in key or "." in sec or merged_option(sec, key):
             return None
         if any(
             key == option for pattern, option in MERGED_OPTIONS if fnmatch.fnmatchcase(sec, pattern)
@@ -307,7 +201,7 @@ class Converter:
         data: dict[str, Any] = {}
         for section, options in source.sections.items():
             for key, raw in options.items():
-                merged = _merged_option(section, key)
+                merged = merged_option(section, key)
                 if merged is not None:
                     option, op = merged
                     path, _ = recipe_path(section, option)
@@ -337,7 +231,7 @@ class Converter:
             if source.private:
                 for key, raw in options.items():
                     path = ("secrets", f"{section}.{key}", "value")
-                    if _merged_option(section, key) is None and path not in self.fallback:
+                    if merged_option(section, key) is None and path not in self.fallback:
                         translated = self._translate(raw, section)
                         _set(data, path, raw if translated is None else translated)
         return data
@@ -355,7 +249,9 @@ class Converter:
             "branch": [None, *sorted(values["branch"])],
             "arch": [None, *SUPPORTED_ARCHES],
             "platform": [None, *sorted(values["platform"])],
-            "personality": [None, *sorted(values["personality"], key=lambda v: (_depth(v), v))],
+            "personality": [
+                None, *sorted(values["personality"], key=lambda v: (personality_depth(v), v))
+            ],
         }
         out = []
         for combo in itertools.product(*(choices[a] for a in ATTRIBUTES)):
@@ -397,7 +293,7 @@ class Converter:
 
 
 def _specificity(when: dict[str, str]) -> tuple[int, int]:
-    return len(when), _depth(when.get("personality", ""))
+    return len(when), personality_depth(when.get("personality", ""))
 
 
 def _symbolic(value: Any, build: dict[str, str]) -> Any:

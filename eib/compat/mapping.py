@@ -8,6 +8,7 @@ know stay available to hooks: they go to `extra` under their section.
 
 from __future__ import annotations
 
+import fnmatch
 import types
 import typing
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from eib.compat.reader import MERGED_OPTIONS
 from eib.errors import Origin, UserError
 from eib.model import recipe as model
 
@@ -235,3 +237,40 @@ def _publish(options: Mapping[str, str], put: typing.Callable[..., None]) -> Non
             target["region"] = escape(options["s3_region"])
         targets: list[dict[str, Any]] = [target]
         put(("publish", "targets"), targets, ("publish", "s3_bucket"))
+
+
+def merged_option(section: str, key: str) -> tuple[str, str] | None:
+    """(option, op) when `key` is an add/del key of a merged option of `section`."""
+    for pattern, option in MERGED_OPTIONS:
+        if not fnmatch.fnmatchcase(section, pattern):
+            continue
+        for op in ("add", "del"):
+            if key == f"{option}_{op}" or key.startswith(f"{option}_{op}_"):
+                return option, op
+    return None
+
+
+def recipe_path(section: str, key: str) -> tuple[KeyPath, str]:
+    """Where `[section] key` lives in the recipe, and its kind: str, bool, int, list."""
+    if section in HOOK_SECTIONS and key == "hooks":
+        return ("hooks", section), "list"
+    if section == "build":
+        return ("extra", "build", key), "str"
+    if section in SECTION_MODELS:
+        kind = field_kind(SECTION_MODELS[section], key)
+        return ((section, key), kind) if kind else (("extra", section, key), "str")
+    if section.startswith(REMOTE_PREFIX) and len(section) > len(REMOTE_PREFIX):
+        name = section[len(REMOTE_PREFIX) :]
+        kind = field_kind(model.FlatpakRemote, key)
+        if kind:
+            return ("flatpak", "remotes", name, key), kind
+        return ("extra", section, key), "str"
+    if section == "publish":
+        if key == "path":
+            return ("publish", "path"), "str"
+        if key in ("s3_bucket", "s3_region"):
+            return ("publish", "targets"), "targets"
+        return ("extra", "publish", key), "str"
+    if section.startswith(TARGET_PREFIX) and len(section) > len(TARGET_PREFIX):
+        return ("publish", "targets"), "targets"
+    return (*free_section(section), key), "str"

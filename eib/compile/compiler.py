@@ -264,13 +264,24 @@ def _anchor_paths(resolved: dict[str, Any], tree: Tree) -> None:
                 secret["file"] = _anchor(secret["file"], tree, ("secrets", name, "file"))
 
 
+def _without_cachedir(resolved: dict[str, Any]) -> dict[str, Any]:
+    """`resolved` less `build.cachedir` (a legacy tree's untyped build keys sit under extra)."""
+    out = dict(resolved)
+    if isinstance(out.get("build"), dict):
+        out["build"] = {k: v for k, v in out["build"].items() if k != "cachedir"}
+    extra = out.get("extra")
+    if isinstance(extra, dict) and isinstance(extra.get("build"), dict):
+        build = {k: v for k, v in extra["build"].items() if k != "cachedir"}
+        out["extra"] = {**extra, "build": build}
+    return out
+
+
 def _validate(resolved: dict[str, Any], tree: Tree) -> Recipe:
-    known = set(Recipe.model_fields) - {"extra"}
-    data = {k: v for k, v in resolved.items() if k in known}
     # `${build:cachedir}` is there to be interpolated; the dir itself is an argument
     # of the run, never plan content.
-    if isinstance(data.get("build"), dict):
-        data["build"] = {k: v for k, v in data["build"].items() if k != "cachedir"}
+    resolved = _without_cachedir(resolved)
+    known = set(Recipe.model_fields) - {"extra"}
+    data = {k: v for k, v in resolved.items() if k in known}
     extra = {k: v for k, v in resolved.items() if k not in known and k != "extra"}
     # Options of known sections that the models do not type (legacy INI keys such
     # as [image] branding_logo) arrive under `extra`; hooks still read them.
@@ -339,7 +350,7 @@ def _plan(
     # A recipe's own hooks/ come first; for a legacy tree the localdir's hooks
     # come before the checkout's, as the legacy builder looked them up.
     legacy = is_legacy_tree(path)
-    dirs = [("srcdir" if legacy else "recipe", recipe_dir / "hooks")]
+    dirs = [("recipe", recipe_dir / "hooks")]
     if localdir is not None:
         local = ("localdir", localdir.resolve() / "hooks")
         dirs = [local, *dirs] if legacy else [*dirs, local]

@@ -34,6 +34,7 @@ from eib.execute.disk_layout import (
     plan_layout,
     sfdisk_script,
 )
+from eib.execute.mtimes import clamp_mtimes
 from eib.execute.outputs import (
     Published,
     compress_image,
@@ -221,32 +222,6 @@ def _copy_into(image: Path, part_file: Path, offset: int) -> None:
                 dst.seek(len(chunk), 1)
             else:
                 dst.write(chunk)
-
-
-def clamp_mtimes(sysroot: Path, epoch: int) -> int:
-    """Set every modification time later than `epoch` to `epoch` (SOURCE_DATE_EPOCH's rule).
-
-    Files written during the build (deployment, /etc merge, hooks, Flatpaks)
-    carry the build's clock; older times (ostree's canonical 0) are content
-    and stay. Deployment roots are immutable, so their bit is lifted meanwhile.
-    """
-    roots = find_deployments(sysroot)
-    for root in roots:
-        run(["chattr", "-i", str(root)])
-    changed = 0
-    try:
-        for dirpath, dirnames, filenames in os.walk(sysroot):
-            for name in [*dirnames, *filenames]:
-                path = os.path.join(dirpath, name)
-                if os.lstat(path).st_mtime > epoch:
-                    os.utime(path, (epoch, epoch), follow_symlinks=False)
-                    changed += 1
-        if os.lstat(sysroot).st_mtime > epoch:
-            os.utime(sysroot, (epoch, epoch))
-    finally:
-        for root in roots:
-            run(["chattr", "+i", str(root)])
-    return changed
 
 
 def write_root(

@@ -151,7 +151,8 @@ def test_hooks_resolved_sorted_and_pinned(write, hooks: Path) -> None:
     assert [h.name for h in image] == ["10-a", "20-b", "30-c.chroot"]
     assert [h.chroot for h in image] == [False, False, True]
     assert [h.executable for h in image] == [False, True, False]
-    assert image[0].path == str(hooks / "image" / "10-a")
+    assert image[0].found_in == "recipe"
+    assert image[0].data() == (hooks / "image" / "10-a").read_bytes()
     import hashlib
 
     assert image[0].sha256 == hashlib.sha256(b"echo 10-a\n").hexdigest()
