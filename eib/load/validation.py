@@ -25,7 +25,7 @@ _EXPECTED = {
 def recipe_error(err: ValidationError, tree: Tree) -> UserError:
     errors = err.errors()
     first = errors[0]
-    loc: KeyPath = tuple(first["loc"])
+    loc: KeyPath = _without_union_tags(tuple(first["loc"]))
     if loc and loc[0] == "extra":
         loc = loc[1:]
     more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
@@ -47,6 +47,12 @@ def recipe_error(err: ValidationError, tree: Tree) -> UserError:
             origin=_list_item_origin(tree, loc, value),
             key=dotted(loc[:2]),
         )
+    if kind == "missing":
+        return UserError(
+            f"missing required key '{loc[-1]}'{more}",
+            origin=_nearest_origin(tree, loc[:-1]),
+            key=dotted(loc),
+        )
     if loc and loc[0] == "secrets":
         # A value under secrets: may be the secret itself: name its type only.
         message = f"{_EXPECTED.get(kind, first['msg'])}, got a {type(value).__name__}{more}"
@@ -58,6 +64,25 @@ def recipe_error(err: ValidationError, tree: Tree) -> UserError:
     return UserError(message, origin=origin or _origin(tree, loc), key=dotted(loc))
 
 
+def _without_union_tags(loc: KeyPath) -> KeyPath:
+    """pydantic names the chosen member of a tagged union (`targets.0.s3.bucket`): drop it."""
+    from eib.model.recipe import TARGET_MODELS
+
+    return tuple(
+        part for i, part in enumerate(loc)
+        if not (i and isinstance(loc[i - 1], int) and part in TARGET_MODELS)
+    )
+
+
+def _nearest_origin(tree: Tree, loc: KeyPath) -> Origin | None:
+    while loc:
+        origin = tree.origin(loc)
+        if origin is not None:
+            return origin
+        loc = loc[:-1]
+    return None
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
@@ -67,7 +92,7 @@ def _describe(value: Any) -> str:
 
 
 def _origin(tree: Tree, loc: KeyPath) -> Origin | None:
-    return tree.origin(loc)
+    return _nearest_origin(tree, loc)
 
 
 def _list_item_origin(tree: Tree, loc: KeyPath, value: Any) -> Origin | None:

@@ -144,3 +144,39 @@ def test_validate_reports_ok_or_the_error(write) -> None:
     assert ok.returncode == 0 and ok.stdout.startswith("ok: eoscustom-master-amd64-amd64.")
     err = run_eib("validate", bad, "--arch", "amd64")
     assert err.returncode == 2 and f"{bad}:1: image.iso: expected true or false" in err.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "key"),
+    [
+        ("{kind: s3, region: eu-west-1}", "bucket"),
+        ("{kind: rsync, path: /srv}", "host"),
+        ("{kind: local}", "path"),
+    ],
+)
+def test_publish_target_missing_its_required_key(write, target: str, key: str) -> None:
+    r = write("r.yaml", f"image: {{hostname: x}}\npublish:\n  targets:\n    - {target}\n")
+    line = check_error(r, f"{r}:3:", f"publish.targets[0].{key}", f"missing required key '{key}'")
+    proc = run_eib("validate", r, "--arch", "amd64")
+    assert proc.returncode == 2 and proc.stderr.strip() == line
+
+
+@pytest.mark.parametrize(
+    ("target", "key", "text"),
+    [
+        ("{kind: ftp, path: /x}", "publish.targets[0]", "'s3', 'rsync', 'local'"),
+        ("{kind: local, path: relative}", "publish.targets[0].path", "should match"),
+        ("{kind: rsync, host: -oProxyCommand=x}", "publish.targets[0].host", "'-'"),
+        ("{kind: rsync, host: h, user: -l}", "publish.targets[0].user", "'-'"),
+        ("{kind: s3, bucket: b, unknown: 1}", "publish.targets[0].unknown", "unknown key"),
+    ],
+)
+def test_publish_target_bad_values(write, target: str, key: str, text: str) -> None:
+    r = write("r.yaml", f"publish:\n  targets:\n    - {target}\n")
+    check_error(r, f"{r}:2:", key, text)
+
+
+@pytest.mark.parametrize("path", ["''", "'.'", "/", "a/../b", "nightly/.."])
+def test_publish_path_must_name_a_dir_below_the_target(write, path: str) -> None:
+    r = write("r.yaml", f"publish:\n  path: {path}\n")
+    check_error(r, f"{r}:2:", "publish.path", "below the target")

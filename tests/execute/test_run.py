@@ -210,7 +210,7 @@ def test_legacy_hook_runs_unchanged(build: Build, served: Served, signing: Signi
     assert (build.deployment() / "etc" / "legacy-os").read_text() == f"{OS_NAME}\n"
 
 
-def test_saved_plan_runs_and_a_changed_hook_is_refused(
+def test_saved_plan_builds_without_the_recipe_tree_and_an_edited_plan_is_refused(
     build: Build, served: Served, signing: Signing
 ) -> None:
     recipe_dir = build.recipe.parent
@@ -221,23 +221,33 @@ def test_saved_plan_runs_and_a_changed_hook_is_refused(
                           capture_output=True, text=True, env=eib_env(), check=False)
     assert made.returncode == 0, made.stderr
     plan.write_text(made.stdout)
+    assert str(recipe_dir / "hooks") not in made.stdout  # hooks travel by content
 
-    proc = build.run("--stages", "ostree,image", plan=plan)
-    assert proc.returncode == 0, proc.stderr
-    assert (build.deployment() / "etc" / "note").read_text() == "one\n"
+    # The recipe tree (hooks, keys, recipe) goes away: the plan alone builds.
+    moved = build.top / "elsewhere"
+    recipe_dir.rename(moved)
+    try:
+        proc = build.run("--stages", "ostree,image", plan=plan)
+        assert proc.returncode == 0, proc.stderr
+        assert (build.deployment() / "etc" / "note").read_text() == "one\n"
 
-    # The same plan resumed with the remaining stages continues that build.
-    proc = build.run("--stages", "manifest", plan=plan)
-    assert proc.returncode == 0, proc.stderr
-    manifest = json.loads(next(build.out.glob("*.manifest.json")).read_text())
-    assert manifest["ostree"]["commit"] == served.good_commit
-    assert (build.deployment() / "etc" / "note").read_text() == "one\n"
-    assert (build.out / "build.txt").read_text().count("building eibtest-") == 2
+        # The same plan resumed with the remaining stages continues that build.
+        proc = build.run("--stages", "manifest", plan=plan)
+        assert proc.returncode == 0, proc.stderr
+        manifest = json.loads(next(build.out.glob("*.manifest.json")).read_text())
+        assert manifest["ostree"]["commit"] == served.good_commit
+        assert (build.out / "build.txt").read_text().count("building eibtest-") == 2
+    finally:
+        moved.rename(recipe_dir)
 
-    write_hook(recipe_dir, "image", "10-note", "echo two > \"$OSTREE_DEPLOYMENT/etc/note\"\n")
+    # A hook edited inside the plan no longer matches its pinned sha256.
+    data = json.loads(plan.read_text())
+    hook = next(h for h in data["hooks"] if h["name"] == "10-note")
+    hook["content"] = hook["content"].replace("one", "two")
+    plan.write_text(json.dumps(data))
     proc = build.run("--stages", "ostree,image", plan=plan)
     assert proc.returncode == 1
-    assert "10-note" in proc.stderr and "changed since the plan was made" in proc.stderr
+    assert "10-note" in proc.stderr and "does not match its sha256" in proc.stderr
 
 
 def test_bad_input_exits_2(build: Build, served: Served, signing: Signing) -> None:
