@@ -43,8 +43,9 @@ def _demo_served(plan: Plan) -> Iterator[None]:
     if not plan.demo.serve:
         yield
         return
-    from eib.demo import ensure_demo, serve
+    from eib.demo import serve
+    from eib.demo.select import ensure_demo_os
 
-    paths = ensure_demo(Path(plan.build.cachedir))
-    with serve(paths.root, plan.demo.port):
+    root = ensure_demo_os(Path(plan.build.cachedir) / "demo", plan.demo.os)
+    with serve(root, plan.demo.port):
         yield

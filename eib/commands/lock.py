@@ -30,10 +30,11 @@ def demo_served(plans: list[Plan]) -> Iterator[None]:
     if demo is None:
         yield
         return
-    from eib.demo import ensure_demo, serve
+    from eib.demo import serve
+    from eib.demo.select import ensure_demo_os
 
-    paths = ensure_demo(Path(demo.build.cachedir))
-    with serve(paths.root, demo.demo.port):
+    root = ensure_demo_os(Path(demo.build.cachedir) / "demo", demo.demo.os)
+    with serve(root, demo.demo.port):
         yield
 
 

@@ -121,13 +121,14 @@ def demo_server(ctx: BuildContext) -> Iterator[None]:
     if not ctx.plan.demo.serve:
         yield
         return
-    from eib.demo import ensure_demo, serve
+    from eib.demo import serve
+    from eib.demo.select import ensure_demo_os
 
     ctx.stage, ctx.step = "ostree", "demo"
-    ctx.monitor.message("preparing the demo OS (cached after the first build)")
-    demo = ensure_demo(ctx.dirs.cache)
-    with serve(demo.root, ctx.plan.demo.port) as url:
-        log.info("serving the demo OS from %s at %s", demo.root, url)
+    ctx.monitor.message(f"preparing the {ctx.plan.demo.os} demo OS (cached after the first build)")
+    root = ensure_demo_os(ctx.dirs.cache / "demo", ctx.plan.demo.os)
+    with serve(root, ctx.plan.demo.port) as url:
+        log.info("serving the demo OS from %s at %s", root, url)
         yield
 
 
