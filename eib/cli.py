@@ -238,6 +238,10 @@ def run(
     explain_cache: Annotated[
         bool, typer.Option("--explain-cache", help="Say why each stage is reused or re-run")
     ] = False,
+    progress: Annotated[
+        str,
+        typer.Option("--progress", help="auto, tty (live bars), plain (log lines), json (events)"),
+    ] = "auto",
 ) -> None:
     """Build RECIPE (or a saved --plan): ostree → image → manifest → publish."""
     from eib.commands.run import run_build
@@ -258,6 +262,7 @@ def run(
         lock=lock,
         use_cache=not no_cache,
         explain_cache=explain_cache,
+        progress=progress,
     )
 
 

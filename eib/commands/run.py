@@ -90,17 +90,21 @@ def run_build(
     lock: Path | None = None,
     use_cache: bool = True,
     explain_cache: bool = False,
+    progress: str = "auto",
 ) -> None:
     from eib.execute.context import BuildDirs
-    from eib.execute.progress import default_monitor
+    from eib.execute.progress_report import PROGRESS_MODES, select_monitor
     from eib.execute.runner import execute, parse_stages
 
+    if progress not in PROGRESS_MODES:
+        raise UserError(f"must be one of {', '.join(PROGRESS_MODES)}, not '{progress}'",
+                        key="--progress")
     if lock_timeout is not None and lock_timeout < 0:
         raise UserError("must be 0 or more seconds", key="--lock-timeout")
     selected = parse_stages(stages)
     cache, work, output = resolve_dirs(cache_dir, work_dir, output_dir)
     plan = load_plan(recipe, plan_file, variant, sets, localdir, cache, lock)
-    monitor = default_monitor()
+    monitor = select_monitor(progress)
     try:
         execute(
             plan,
