@@ -140,9 +140,9 @@ class JsonMonitor:
         self.lock = threading.Lock()
 
     def _emit(self, event: str, **fields: Any) -> None:
-        record = {"event": event, "stage": self.current, "step": self.step_name,
-                  "elapsed": round(time.monotonic() - self.started, 3), **fields}
         with self.lock:
+            record = {"event": event, "stage": self.current, "step": self.step_name,
+                      "elapsed": round(time.monotonic() - self.started, 3), **fields}
             self.stream.write(json.dumps(record, sort_keys=True) + "\n")
             self.stream.flush()
 

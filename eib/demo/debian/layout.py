@@ -162,9 +162,14 @@ def _scrub(root: Path) -> None:
         shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(root / "var")
     (root / "var").mkdir()
-    for top in ("tmp", "run"):
+    for top in ("tmp", "run", "dev", "proc", "sys"):
         shutil.rmtree(root / top, ignore_errors=True)
         (root / top).mkdir()
+    # OSTree commits only files, links and directories (no device nodes,
+    # fifos or sockets).
+    for path in root.rglob("*"):
+        if not (path.is_symlink() or path.is_file() or path.is_dir()):
+            path.unlink()
 
 
 def _state_links(root: Path) -> None:
