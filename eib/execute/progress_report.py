@@ -35,6 +35,7 @@ class Sample:
     total: int | None
     unit: str
     elapsed: float
+    final: bool = False  # the step's last reading
 
     @property
     def rate(self) -> float:
@@ -111,9 +112,12 @@ def watching(
     stop = threading.Event()
     base = measure()
 
-    def sample() -> None:
+    def sample(final: bool = False) -> None:
         done = max(measure() - base, 0)
-        report(monitor, Sample(step, done, total, unit, time.monotonic() - started))
+        if total is not None:
+            # Allocation (metadata, journal) can run past the payload's size.
+            done = min(done, total)
+        report(monitor, Sample(step, done, total, unit, time.monotonic() - started, final))
 
     def loop() -> None:
         while not stop.wait(interval):
@@ -126,7 +130,7 @@ def watching(
     finally:
         stop.set()
         thread.join()
-        sample()
+        sample(final=True)
 
 
 class JsonMonitor:
@@ -158,7 +162,7 @@ class JsonMonitor:
         eta = sample.eta
         self._emit("progress", step=sample.step, done=sample.done, total=sample.total,
                    unit=sample.unit, rate=round(sample.rate, 1),
-                   eta=None if eta is None else round(eta, 1))
+                   eta=None if eta is None else round(eta, 1), final=sample.final)
 
     def stage_done(self, name: str, seconds: float) -> None:
         self._emit("stage_done", stage=name, seconds=round(seconds, 3))
@@ -179,9 +183,7 @@ class PlainMonitor(LineMonitor):
 
     def progress(self, sample: Sample) -> None:
         now = time.monotonic()
-        if now - self.last.get(sample.step, 0.0) < 10 and (
-            sample.total is None or sample.done < sample.total
-        ):
+        if now - self.last.get(sample.step, 0.0) < 10 and not sample.final:
             return
         self.last[sample.step] = now
         of = f" of {human(sample.total, sample.unit)}" if sample.total else ""

@@ -52,13 +52,14 @@ def test_json_progress_events_for_a_demo_build(tmp_path: Path) -> None:
     assert all({"event", "stage", "step", "elapsed"} <= e.keys() for e in events)
     stages = [e["stage"] for e in events if e["event"] == "stage_done"]
     assert stages == ["ostree", "image", "manifest", "publish"]
-    progress = {e["step"]: e for e in events if e["event"] == "progress"}
+    progress = {e["step"]: e for e in events if e["event"] == "progress" and e["final"]}
     for step in ("ostree pull", "flatpak install", "populate root fs", "compress and sign"):
         assert step in progress, sorted(progress)
         last = progress[step]
         assert last["done"] > 0 and last["unit"] == "B" and "rate" in last
     root = progress["populate root fs"]
     assert root["total"] > 0 and root["stage"] == "image"
+    assert 0 < root["done"] <= root["total"]
     assert events[-1]["event"] == "message" and events[-1]["text"].startswith("built ")
     elapsed = [e["elapsed"] for e in events]
     assert elapsed == sorted(elapsed)
