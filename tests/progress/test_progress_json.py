@@ -41,13 +41,21 @@ def test_bad_progress_mode_is_bad_input(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_json_progress_events_for_a_demo_build(tmp_path: Path) -> None:
     work = tmp_path / "work"
+    # A fresh OSTree cache repo (so the pull has objects to fetch) beside the
+    # shared, already built demo OS.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (CACHE / "demo").mkdir(parents=True, exist_ok=True)
+    (cache / "demo").symlink_to(CACHE / "demo")
     try:
         proc = eib("run", RECIPES_DIR / "demo.yaml", "--set", f"demo.port={free_port()}",
-                   "--cache-dir", CACHE, "--work-dir", work, "--no-cache", "--progress", "json")
+                   "--cache-dir", cache, "--work-dir", work, "--no-cache", "--progress", "json")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     finally:
-        subprocess.run(["chattr", "-R", "-f", "-i", str(work)], check=False)
+        subprocess.run(["chattr", "-R", "-f", "-i", str(tmp_path)], check=False)
         shutil.rmtree(work, ignore_errors=True)
+        (cache / "demo").unlink()
+        shutil.rmtree(cache, ignore_errors=True)
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert all({"event", "stage", "step", "elapsed"} <= e.keys() for e in events)
     stages = [e["stage"] for e in events if e["event"] == "stage_done"]
