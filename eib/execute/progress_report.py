@@ -66,22 +66,35 @@ def report(monitor: Monitor, sample: Sample) -> None:
 
 
 def tree_bytes(path: Path) -> int:
-    """Bytes allocated under `path` (files only), tolerant of files that vanish."""
+    """Bytes allocated under `path` (files only), tolerant of files that vanish.
+
+    Directories are opened with O_NOATIME: the tree may be a sysroot whose
+    access times end up in the image, and watching must not change it.
+    """
     total = 0
-    stack = [str(path)]
+    stack: list[tuple[int | None, str]] = [(None, str(path))]
     while stack:
+        parent, name = stack.pop()
         try:
-            with os.scandir(stack.pop()) as entries:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOATIME, dir_fd=parent)
+        except OSError:
+            if parent is not None:
+                os.close(parent)
+            continue
+        try:
+            with os.scandir(fd) as entries:
                 for entry in entries:
                     try:
                         if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
+                            stack.append((os.dup(fd), entry.name))
                         elif entry.is_file(follow_symlinks=False):
                             total += entry.stat(follow_symlinks=False).st_blocks * 512
                     except OSError:
                         continue
-        except OSError:
-            continue
+        finally:
+            os.close(fd)
+            if parent is not None:
+                os.close(parent)
     return total
 
 
