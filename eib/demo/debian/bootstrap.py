@@ -5,10 +5,10 @@ is what makes "same packages in, same OSTree commit out" hold.  Downloaded
 packages are kept in a cache directory (synced in before and out after the
 bootstrap) so a rebuild fetches nothing it already has.
 
-Inside the chroot, before it is taken apart, the customize script trims
-kernel modules no virtual or ordinary PC needs (sound, GPU, wireless, …)
-and makes a generic dracut initramfs with ostree's module, which runs
-`ostree-prepare-root` from the `ostree=` kernel argument.
+Kernel modules no virtual or ordinary PC needs (sound, GPU, wireless, …)
+are never unpacked, and dracut is configured before the kernel is installed,
+so the kernel's own postinst makes the one generic initramfs, with ostree's
+module, which runs `ostree-prepare-root` from the `ostree=` kernel argument.
 """
 
 from __future__ import annotations
@@ -73,19 +73,45 @@ TRIMMED_MODULES: tuple[str, ...] = (
 
 INITRAMFS = "boot/initramfs-eib.img"
 
+# dracut's settings, in place before the kernel's postinst (and dpkg's
+# trigger) makes the one initramfs: generic, reproducible, with ostree's
+# module (ostree-prepare-root).
+DRACUT_CONF = """hostonly="no"
+reproducible="yes"
+early_microcode="no"
+add_dracutmodules+=" ostree "
+omit_dracutmodules+=" plymouth "
+"""
+
+ESSENTIAL = """set -eu
+mkdir -p "$1/etc/dracut.conf.d"
+cat > "$1/etc/dracut.conf.d/90-eib.conf" <<'EOF'
+{conf}EOF
+"""
+
 CUSTOMIZE = r"""set -eu
 root=$1
 kver=$(ls "$root/lib/modules" | sort | tail -n 1)
-for dir in {trimmed}; do rm -rf "$root/lib/modules/$kver/$dir"; done
-chroot "$root" depmod -a "$kver"
-rm -f "$root"/boot/initrd.img-*
-chroot "$root" dracut --force --quiet --no-hostonly --reproducible --no-early-microcode \
-    --add ostree --omit "plymouth" --kver "$kver" /{initramfs}
+mv "$root/boot/initrd.img-$kver" "$root/{initramfs}"
 """
 
 
+def essential_script() -> str:
+    return ESSENTIAL.format(conf=DRACUT_CONF)
+
+
 def customize_script() -> str:
-    return CUSTOMIZE.format(trimmed=" ".join(TRIMMED_MODULES), initramfs=INITRAMFS)
+    return CUSTOMIZE.format(initramfs=INITRAMFS)
+
+
+def module_excludes() -> list[str]:
+    """dpkg path excludes for TRIMMED_MODULES: never unpacked, so depmod and
+    dracut never see them."""
+    return [
+        f"path-exclude={prefix}/lib/modules/*/{tree}/*"
+        for tree in TRIMMED_MODULES
+        for prefix in ("", "/usr")
+    ]
 
 
 def bootstrap(dest: Path, sources: list[Source], deb_cache: Path, epoch: int) -> None:
@@ -103,7 +129,8 @@ def bootstrap(dest: Path, sources: list[Source], deb_cache: Path, epoch: int) ->
         "--variant=minbase",
         "--format=directory",
         f"--include={','.join(PACKAGES)}",
-        *[f"--dpkgopt={opt}" for opt in DPKG_OPTIONS],
+        *[f"--dpkgopt={opt}" for opt in (*DPKG_OPTIONS, *module_excludes())],
+        f"--essential-hook={essential_script()}",
         "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
         f"--setup-hook=sync-in {deb_cache} /var/cache/apt/archives/",
         f"--customize-hook=sync-out /var/cache/apt/archives {deb_cache}",
