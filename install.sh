@@ -26,6 +26,8 @@ packages=(
   e2fsprogs fdisk dosfstools mtools xz-utils zstd pigz zip xorriso qemu-utils eatmydata
   # bootloaders the demo OS ships, its kernel's tools, its busybox
   grub-efi-amd64-bin grub-pc-bin grub-common busybox-static cpio kmod
+  # the Debian demo OS (eib demo-os --os debian)
+  mmdebstrap
   # signing, publishing
   gnupg rsync openssh-server openssh-client
   # booting images to test them

@@ -183,6 +183,10 @@ def run(
             help="Where a plan's secret comes from for this run: NAME=@FILE or NAME=env:VAR",
         ),
     ] = None,
+    progress: Annotated[
+        str,
+        typer.Option("--progress", help="auto, tty (live bars), plain (log lines), json (events)"),
+    ] = "auto",
 ) -> None:
     """Build RECIPE (or a saved --plan): ostree → image → manifest → publish."""
     from eib.commands.run import run_build
@@ -202,6 +206,7 @@ def run(
         use_cache=not no_cache,
         explain_cache=explain_cache,
         secrets=secret or [],
+        progress=progress,
     )
 
 
@@ -311,11 +316,14 @@ def demo_os(
     ] = None,
     serve: Annotated[bool, typer.Option("--serve", help="Serve on 127.0.0.1 until Ctrl-C")] = False,
     port: Annotated[int, typer.Option("--port", help="Port for --serve (0: any free one)")] = 8000,
+    os_: Annotated[
+        str, typer.Option("--os", help="busybox (tiny, ~20 s) or debian (systemd, Flatpak)")
+    ] = "busybox",
 ) -> None:
     """Build (once) the small bootable demo OS and its signed repos; optionally serve them."""
     from eib.commands.demo_os import run_demo_os
 
-    run_demo_os(dir_, serve_it=serve, port=port)
+    run_demo_os(dir_, serve_it=serve, port=port, os_name=os_)
 
 
 @legacy_app.command("show-config")

@@ -10,7 +10,7 @@ from eib.compile.compiler import CompileRequest, compile_plan
 from eib.errors import UserError
 from eib.flatpak.apps import GroupBy, show_apps
 from eib.model.plan import Plan
-from eib.paths import cache_dir
+from eib.paths import demo_dir
 
 
 def run_apps(
@@ -40,8 +40,9 @@ def _demo_served(plan: Plan) -> Iterator[None]:
     if not plan.demo.serve:
         yield
         return
-    from eib.demo import ensure_demo, serve
+    from eib.demo import serve
+    from eib.demo.select import ensure_demo_os
 
-    paths = ensure_demo(cache_dir())
-    with serve(paths.root, plan.demo.port):
+    root = ensure_demo_os(demo_dir(), plan.demo.os)
+    with serve(root, plan.demo.port):
         yield

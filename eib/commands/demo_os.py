@@ -18,12 +18,17 @@ from rich.markup import escape
 
 from eib import paths as eib_paths
 from eib.demo.cache import DemoPaths, ensure_demo_dir
+from eib.demo.debian.cache import DebianPaths
 from eib.demo.serve import serve
 from eib.errors import UserError
 
 
-def _summary(paths: DemoPaths) -> list[tuple[str, str]]:
-    return [
+def _summary(paths: DemoPaths | DebianPaths) -> list[tuple[str, str]]:
+    extra = []
+    if isinstance(paths, DebianPaths):
+        extra = [("packages", str(paths.packages)),
+                 ("built in", f"{paths.build_seconds:.0f} s (when it was built)")]
+    return [*extra,
         ("serve root", str(paths.root)),
         ("ostree repo", str(paths.ostree_repo)),
         ("ref", paths.ostree_ref),
@@ -52,8 +57,15 @@ def _wait_for_stop() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_demo_os(directory: Path | None, *, serve_it: bool, port: int) -> None:
+def run_demo_os(
+    directory: Path | None, *, serve_it: bool, port: int, os_name: str = "busybox"
+) -> None:
     """Build the demo into `directory`, print what was made, maybe serve it."""
+    from eib.demo.select import DEMO_OSES
+
+    if os_name not in DEMO_OSES:
+        raise UserError(f"unknown demo OS '{os_name}' (choose {' or '.join(DEMO_OSES)})",
+                        key="--os")
     out = Console(highlight=False, soft_wrap=True)
     status = Console(stderr=True, highlight=False)
     demo_dir = (directory or eib_paths.demo_dir()).absolute()
@@ -61,8 +73,14 @@ def run_demo_os(directory: Path | None, *, serve_it: bool, port: int) -> None:
         demo_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"cannot use {demo_dir}: {err.strerror}", key="--dir") from err
-    with status.status(f"building the demo OS in {demo_dir}…"):
-        paths = ensure_demo_dir(demo_dir)
+    paths: DemoPaths | DebianPaths
+    with status.status(f"building the {os_name} demo OS in {demo_dir}…"):
+        if os_name == "debian":
+            from eib.demo.debian import ensure_debian_dir
+
+            paths = ensure_debian_dir(demo_dir)
+        else:
+            paths = ensure_demo_dir(demo_dir)
     for name, value in _summary(paths):
         out.print(f"[bold]{name + ':':<16}[/bold] {escape(value)}")
     if not serve_it:

@@ -19,7 +19,7 @@ from eib.lock.file import (
     write_lock,
 )
 from eib.model.plan import Plan
-from eib.paths import cache_dir
+from eib.paths import demo_dir
 
 log = logging.getLogger("eib.lock")
 
@@ -31,10 +31,11 @@ def demo_served(plans: list[Plan]) -> Iterator[None]:
     if demo is None:
         yield
         return
-    from eib.demo import ensure_demo, serve
+    from eib.demo import serve
+    from eib.demo.select import ensure_demo_os
 
-    paths = ensure_demo(cache_dir())
-    with serve(paths.root, demo.demo.port):
+    root = ensure_demo_os(demo_dir(), demo.demo.os)
+    with serve(root, demo.demo.port):
         yield
 
 

@@ -60,12 +60,16 @@ def run_build(
     use_cache: bool = True,
     explain_cache: bool = False,
     secrets: list[str] | None = None,
+    progress: str = "auto",
 ) -> None:
     from eib.execute.context import BuildDirs
-    from eib.execute.progress import default_monitor
+    from eib.execute.progress_report import PROGRESS_MODES, select_monitor
     from eib.execute.runner import execute, parse_stages
     from eib.secrets import SecretValues, supplied_ref
 
+    if progress not in PROGRESS_MODES:
+        raise UserError(f"must be one of {', '.join(PROGRESS_MODES)}, not '{progress}'",
+                        key="--progress")
     if lock_timeout is not None and lock_timeout < 0:
         raise UserError("must be 0 or more seconds", key="--lock-timeout")
     selected = parse_stages(stages)
@@ -78,7 +82,7 @@ def run_build(
             raise UserError("expected NAME=@FILE or NAME=env:VARIABLE", key="--secret")
         supplied[name] = supplied_ref(name, source)
     values = SecretValues(plan, supplied)
-    monitor = default_monitor()
+    monitor = select_monitor(progress)
     try:
         execute(
             plan,

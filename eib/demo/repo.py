@@ -27,9 +27,10 @@ def commit_tree(
     key_id: str,
     version: str,
     subject: str,
+    ref: str = OSTREE_REF,
 ) -> str:
     """Commit `tree` to `repo` (created as an archive repo when missing) on
-    OSTREE_REF, sign it and its summary; returns the commit checksum."""
+    `ref`, sign it and its summary; returns the commit checksum."""
     if not (repo / "config").is_file():
         repo.mkdir(parents=True, exist_ok=True)
         run(["ostree", "init", "--mode=archive-z2", f"--repo={repo}"])
@@ -39,7 +40,7 @@ def commit_tree(
                 "ostree",
                 "commit",
                 f"--repo={repo}",
-                f"--branch={OSTREE_REF}",
+                f"--branch={ref}",
                 f"--tree=dir={tree}",
                 f"--subject={subject}",
                 f"--add-metadata-string=version={version}",

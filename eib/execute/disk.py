@@ -43,6 +43,9 @@ from eib.execute.outputs import (
     run_parallel,
     write_checksum,
 )
+from eib.execute.progress import Monitor, NullMonitor
+from eib.execute.progress_report import file_bytes, watching
+from eib.execute.progress_report import tree_bytes as dir_bytes
 from eib.model.plan import Plan
 from eib.tools import compress, ext4, qemu_img, sfdisk, vfat, xorriso
 from eib.tools.gpg import Signer
@@ -277,6 +280,7 @@ def assemble_image(
     *,
     seed: str | None = None,
     source_date_epoch: int | None = None,
+    monitor: Monitor | None = None,
 ) -> ImageResult:
     """Build the disk image of `sysroot` and every output the plan asks for.
 
@@ -331,7 +335,9 @@ def assemble_image(
             handle.seek(DOS_RESIZE_MARKER_OFFSET)
             handle.write(bytes([DOS_RESIZE_MARKER]))
 
-    write_root(plan, raw, layout, sysroot, force_inodes, seed, source_date_epoch)
+    monitor = monitor or NullMonitor()
+    with watching(monitor, "populate root fs", lambda: file_bytes(raw), tree_bytes):
+        write_root(plan, raw, layout, sysroot, force_inodes, seed, source_date_epoch)
     esp_part = layout.get("esp")
     esp_file: Path | None = None
     if esp_part is not None:
@@ -344,9 +350,11 @@ def assemble_image(
     log.info("assembled %s in %.1f s (BIOS loader: %s)", raw.name, time.monotonic() - started, bios)
 
     result = ImageResult(raw_image=raw, layout=layout, tree_bytes=tree_bytes)
-    images = publish_outputs(
-        plan, raw, output_dir, work_dir, esp_file, source_date_epoch, sysroot, deployment, signer
-    )
+    with watching(monitor, "compress and sign", lambda: dir_bytes(output_dir)):
+        images = publish_outputs(
+            plan, raw, output_dir, work_dir, esp_file, source_date_epoch, sysroot, deployment,
+            signer,
+        )
     manifest = {"images": {k: v.manifest() for k, v in images.items()}}
     manifest["images"]["full"]["partition_table"] = layout.table
     manifest["images"]["full"]["partitions"] = [

@@ -14,6 +14,7 @@ import logging
 from eib.execute.context import BuildContext
 from eib.execute.deploy import deploy
 from eib.execute.hooks import run_hooks
+from eib.execute.progress_report import tree_bytes, watching
 from eib.execute.stages import installs_flatpaks
 
 log = logging.getLogger("eib.execute.image")
@@ -31,15 +32,18 @@ def run_image_stage(ctx: BuildContext) -> None:
         from eib.flatpak.install import install_flatpaks
 
         deployment = ctx.deployment
+        flatpak_dir = ctx.os_var / "lib" / "flatpak"
         if ctx.use_cache:
             from eib.execute.stage_cache import run_cached_flatpak
 
-            if run_cached_flatpak(ctx, lambda: install_flatpaks(
-                plan, deployment, dirs.cache, dirs.manifest
-            )):
-                ctx.monitor.message("Flatpaks: reused from the stage cache")
+            with watching(ctx.monitor, "flatpak install", lambda: tree_bytes(flatpak_dir)):
+                if run_cached_flatpak(ctx, lambda: install_flatpaks(
+                    plan, deployment, dirs.cache, dirs.manifest
+                )):
+                    ctx.monitor.message("Flatpaks: reused from the stage cache")
         else:
-            install_flatpaks(plan, deployment, dirs.cache, dirs.manifest)
+            with watching(ctx.monitor, "flatpak install", lambda: tree_bytes(flatpak_dir)):
+                install_flatpaks(plan, deployment, dirs.cache, dirs.manifest)
 
     if not ctx.assemble_disk:
         log.info("disk assembly skipped (--no-disk)")
@@ -49,7 +53,8 @@ def run_image_stage(ctx: BuildContext) -> None:
     from eib.execute.disk import assemble_image
 
     assemble_image(ctx.revealed_plan(), dirs.sysroot, dirs.output, dirs.work, dirs.manifest,
-                   seed=reproducible_seed(ctx), source_date_epoch=plan.source_date_epoch)
+                   seed=reproducible_seed(ctx), source_date_epoch=plan.source_date_epoch,
+                   monitor=ctx.monitor)
 
 
 def reproducible_seed(ctx: BuildContext) -> str:

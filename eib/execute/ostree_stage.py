@@ -16,6 +16,7 @@ from pathlib import Path
 
 from eib.errors import BuildError
 from eib.execute.context import BuildContext
+from eib.execute.progress_report import tree_bytes, watching
 from eib.tools import keys, ostree
 from eib.tools.ostree import GpgVerifyError
 
@@ -80,7 +81,8 @@ def run_ostree_stage(ctx: BuildContext) -> None:
 
     ctx.step = "pull"
     ctx.monitor.step(f"pull {o.ref}" + (f"@{o.commit}" if o.commit else ""))
-    pull_with_retries(ctx, repo)
+    with watching(ctx.monitor, "ostree pull", lambda: tree_bytes(repo / "objects")):
+        pull_with_retries(ctx, repo)
     remote_ref = f"{o.remote}:{o.ref}"
     if o.commit:
         # A pinned pull fetches the commit; the cache's ref follows the pin.

@@ -32,6 +32,7 @@ from eib.execute.progress import Monitor, NullMonitor
 from eib.execute.stages import BUILD_STAGES, CACHED_STAGES, spec
 from eib.model.plan import REDACTED, Plan
 from eib.model.recipe import HOOK_GROUPS
+from eib.paths import demo_dir
 
 log = logging.getLogger("eib.execute")
 
@@ -117,15 +118,15 @@ def demo_server(ctx: BuildContext) -> Iterator[None]:
     if not ctx.plan.demo.serve:
         yield
         return
-    from eib.demo import ensure_demo
+    from eib.demo.select import ensure_demo_os
     from eib.execute.demo_share import shared_serve
 
     ctx.stage, ctx.step = "ostree", "demo"
-    ctx.monitor.message("preparing the demo OS (cached after the first build)")
-    demo = ensure_demo(ctx.dirs.cache)
+    ctx.monitor.message(f"preparing the {ctx.plan.demo.os} demo OS (cached after the first build)")
+    root = ensure_demo_os(demo_dir(ctx.dirs.cache), ctx.plan.demo.os)
     # The port is in the plan (and the image): builds on one host share one server.
-    with shared_serve(demo.root, ctx.plan.demo.port) as url:
-        log.info("serving the demo OS from %s at %s", demo.root, url)
+    with shared_serve(root, ctx.plan.demo.port) as url:
+        log.info("serving the demo OS from %s at %s", root, url)
         yield
 
 

@@ -245,6 +245,9 @@ class Demo(Section):
 
     serve: bool = False
     port: int = Field(8690, ge=1, le=65535)
+    # Which demo OS to serve: the tiny busybox one, or the Debian 12 one with
+    # systemd and Flatpak (`eib demo-os --os debian`).
+    os: Literal["busybox", "debian"] = "busybox"
 
 
 class Recipe(BaseModel):

@@ -1,0 +1,101 @@
+"""The Debian OS and one image of it, built once per test run and shared.
+
+The OS itself (`eib demo-os --os debian`) is cached under
+`$EIB_TEST_CACHE/debian-cache` (default /var/tmp/eib-test-cache), so later
+runs on the same machine reuse it; the image is built once per session from
+a recipe that extends `recipes/debian.yaml` with the legacy builder's generic
+hooks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from eib.demo.debian import DebianPaths, ensure_debian
+from eib.paths import RECIPES_DIR
+
+TEST_CACHE = Path(os.environ.get("EIB_TEST_CACHE", "/var/tmp/eib-test-cache"))
+CACHE = TEST_CACHE / "debian-cache"
+EIB = [sys.executable, "-m", "eib.cli"]
+HOOKS = Path(__file__).parent / "hooks"
+
+
+def eib(*args: str | Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EIB_")}
+    return subprocess.run([*EIB, *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=timeout, check=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def remove(path: Path) -> None:
+    subprocess.run(["chattr", "-R", "-f", "-i", str(path)], capture_output=True, check=False)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def debian_os() -> DebianPaths:
+    if shutil.which("mmdebstrap") is None:
+        pytest.fail("mmdebstrap is missing: run ./install.sh")
+    return ensure_debian(CACHE)
+
+
+@dataclass(frozen=True)
+class DebianBuild:
+    work: Path
+    out: Path
+    output: str
+    commit: str
+
+    @property
+    def deployment(self) -> Path:
+        return next((self.work / "sysroot/ostree/deploy/eib-debian/deploy").glob("*.0"))
+
+    @property
+    def var(self) -> Path:
+        return self.work / "sysroot/ostree/deploy/eib-debian/var"
+
+    def one(self, pattern: str) -> Path:
+        found = sorted(self.out.glob(pattern))
+        assert len(found) == 1, (pattern, [p.name for p in self.out.iterdir()])
+        return found[0]
+
+
+@pytest.fixture(scope="session")
+def debian_build(
+    debian_os: DebianPaths, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DebianBuild]:
+    """`eib run` of recipes/debian.yaml plus the legacy generic hooks."""
+    base = tmp_path_factory.mktemp("debian")
+    recipe_dir = base / "recipe"
+    # Modes are kept: the legacy sysusers/tmpfiles hooks are executable
+    # without a shebang (run by /bin/sh), Python hooks executable with one.
+    shutil.copytree(HOOKS, recipe_dir / "hooks")
+    recipe = recipe_dir / "recipe.yaml"
+    recipe.write_text(
+        f"eib: 1\nextends: [{RECIPES_DIR / 'debian.yaml'}]\n"
+        "image:\n  xkb_layout: br\n  language: pt_BR.UTF-8\n"
+        "flatpak:\n  locales: [en, pt]\n"
+        "hooks:\n  image: [10-eib-test-sysusers-conf, 10-systemd-sysusers.chroot,"
+        " 10-systemd-tmpfiles.chroot, 50-hostname, 50-timezone, 50-language, 50-xkb,"
+        " 50-locales, 50-update-done-stamp, 55-ostree-gi.chroot, 70-ostree-manifest]\n"
+    )
+    work = base / "work"
+    proc = eib("run", recipe, "--set", f"demo.port={free_port()}", "--cache-dir", CACHE,
+               "--work-dir", work, "--no-cache")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    yield DebianBuild(work, work / "out", proc.stdout + proc.stderr, debian_os.commit)
+    remove(base)
