@@ -36,6 +36,10 @@ LocaldirOpt = Annotated[
     Path | None, typer.Option("--localdir", "-d", help="Legacy local settings dir")
 ]
 
+RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file, or a legacy config dir")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+LockOpt = Annotated[Path | None, typer.Option("--lock", help="Use the commits `eib lock` pinned")]
+
 _PARAMETERS = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
     for name, annotation in (

@@ -31,7 +31,9 @@ from eib.execute.disk_layout import (
     derived_hex,
     derived_uuid,
     extra_space,
+    measure_tree,
     plan_layout,
+    root_fs_size,
     sfdisk_script,
 )
 from eib.execute.mtimes import clamp_mtimes
@@ -58,8 +60,6 @@ ROOT_LABEL = "ostree"
 ESP_LABEL = "EFI"
 EXT4_FEATURES = {"arm64": "dir_index,^huge_file,^64bit"}
 EXT4_FEATURES_DEFAULT = "dir_index,^huge_file"
-BYTES_PER_INODE = 16384
-INODE_SIZE = 256
 
 
 @dataclass
@@ -87,45 +87,6 @@ def find_deployments(sysroot: Path, os_name: str | None = None) -> list[Path]:
     """Deployment checkouts (`ostree/deploy/<os>/deploy/<csum>.<serial>`)."""
     pattern = f"ostree/deploy/{os_name or '*'}/deploy/*.*"
     return sorted(p for p in sysroot.glob(pattern) if p.is_dir())
-
-
-def measure_tree(root: Path) -> tuple[int, int]:
-    """(bytes used, inodes) of the tree, hard links counted once, like du."""
-    used = run(["du", "-s", "--block-size=1", root]).stdout.split()[0]
-    inodes = run(["du", "-s", "--inodes", root]).stdout.split()[0]
-    return int(used), int(inodes)
-
-
-def _journal_bytes(fs_bytes: int) -> int:
-    """mke2fs's default journal size for a file system of this size (4 KiB blocks)."""
-    blocks = fs_bytes // 4096
-    for limit, journal in (
-        (32768, 1024),
-        (256 * 1024, 4096),
-        (512 * 1024, 8192),
-        (4096 * 1024, 16384),
-        (8192 * 1024, 32768),
-        (16384 * 1024, 65536),
-        (32768 * 1024, 131072),
-    ):
-        if blocks < limit:
-            return journal * 4096
-    return 262144 * 4096
-
-
-def root_fs_size(tree_bytes: int, inodes: int, free: int) -> tuple[int, int | None]:
-    """(file system bytes, inode count to force) for a tree plus `free` bytes.
-
-    The ext4 metadata (inode tables, journal, group descriptors) is added on
-    top, so `free` really is free space after the copy.
-    """
-    data = tree_bytes + free
-    default_inodes = data // BYTES_PER_INODE
-    needed = inodes + inodes // 10 + 4096
-    force = needed if needed > default_inodes else None
-    meta = max(default_inodes, needed) * INODE_SIZE + _journal_bytes(data) + data // 50 + 8 * MiB
-    size = -(-(data + meta) // MiB) * MiB
-    return size, force
 
 
 def check_max_size(layout: Layout, max_size: int | None) -> None:

@@ -9,11 +9,16 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from eib.errors import BuildError
+from eib.tools.run import run
 
 SECTOR = 512
 MiB = 1 << 20
+# ext4 defaults the root file system is sized against.
+BYTES_PER_INODE = 16384
+INODE_SIZE = 256
 GiB = 1 << 30
 
 ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
@@ -148,3 +153,42 @@ def sfdisk_script(layout: Layout, seed: str | None = None) -> str:
                 fields.append('attrs="' + " ".join(f"GUID:{b}" for b in part.attrs) + '"')
         lines.append(", ".join(fields))
     return "\n".join(lines) + "\n"
+
+
+def measure_tree(root: Path) -> tuple[int, int]:
+    """(bytes used, inodes) of the tree, hard links counted once, like du."""
+    used = run(["du", "-s", "--block-size=1", root]).stdout.split()[0]
+    inodes = run(["du", "-s", "--inodes", root]).stdout.split()[0]
+    return int(used), int(inodes)
+
+
+def _journal_bytes(fs_bytes: int) -> int:
+    """mke2fs's default journal size for a file system of this size (4 KiB blocks)."""
+    blocks = fs_bytes // 4096
+    for limit, journal in (
+        (32768, 1024),
+        (256 * 1024, 4096),
+        (512 * 1024, 8192),
+        (4096 * 1024, 16384),
+        (8192 * 1024, 32768),
+        (16384 * 1024, 65536),
+        (32768 * 1024, 131072),
+    ):
+        if blocks < limit:
+            return journal * 4096
+    return 262144 * 4096
+
+
+def root_fs_size(tree_bytes: int, inodes: int, free: int) -> tuple[int, int | None]:
+    """(file system bytes, inode count to force) for a tree plus `free` bytes.
+
+    The ext4 metadata (inode tables, journal, group descriptors) is added on
+    top, so `free` really is free space after the copy.
+    """
+    data = tree_bytes + free
+    default_inodes = data // BYTES_PER_INODE
+    needed = inodes + inodes // 10 + 4096
+    force = needed if needed > default_inodes else None
+    meta = max(default_inodes, needed) * INODE_SIZE + _journal_bytes(data) + data // 50 + 8 * MiB
+    size = -(-(data + meta) // MiB) * MiB
+    return size, force
