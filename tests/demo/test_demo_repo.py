@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from eib.demo import OSTREE_REF, READY_MARKER, DemoPaths, serve
-from eib.demo.gpgkey import ensure_key, export_public_key, stop_agent
+from eib.demo.gpgkey import ensure_key, export_public_key, key_fingerprint, stop_agent
 
 
 def ostree(*args: str | Path) -> str:
@@ -151,8 +151,14 @@ def test_pull_over_http_verifies_signature_and_second_pull_fetches_nothing(
 
 def test_pull_with_another_key_is_refused(demo: DemoPaths, tmp_path: Path) -> None:
     other_home = tmp_path / "other-gnupg"
+    other_home.mkdir(mode=0o700)
+    params = ("%no-protection\nKey-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\n"
+              "Name-Real: Someone Else\nExpire-Date: 0\n%commit\n")
     try:
-        other = ensure_key(other_home)
+        subprocess.run(["gpg", "--batch", "--homedir", str(other_home), "--gen-key"],
+                       input=params, text=True, check=True, capture_output=True)
+        other = key_fingerprint(other_home)
+        assert other is not None and other != ensure_key(demo.gpg_homedir)
         export_public_key(other_home, other, tmp_path / "other.asc")
     finally:
         stop_agent(other_home)
