@@ -131,30 +131,43 @@ def test_demo_image_boots(demo_build: DemoBuild, firmware: str, tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_locked_demo_builds_twice_byte_for_byte(tmp_path: Path) -> None:
+def test_locked_demo_builds_on_two_machines_byte_for_byte(tmp_path: Path) -> None:
+    """Two machines building from the same upstream repos (one demo served on
+    loopback): each has its own cache, work and output dirs and its own clock;
+    the lock is shared.  Raw image, compressed image and manifest are the same."""
     port = free_port()
-    lock = tmp_path / "demo.lock"
-    proc = eib("lock", DEMO, "--set", f"demo.port={port}", "-o", lock)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    server = subprocess.Popen([*EIB, "demo-os", "--dir", str(CACHE / "demo"), "--serve",
+                               "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    upstream = ("--set", f"demo.port={port}", "--set", "demo.serve=false")
     outs = []
     try:
+        assert server.stdout is not None
+        for line in server.stdout:  # serving once it prints the URLs
+            if f"127.0.0.1:{port}" in line:
+                break
+        lock = tmp_path / "demo.lock"
+        proc = eib("lock", DEMO, *upstream, "-o", lock)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
         for name in ("first", "second"):
-            work = tmp_path / name
-            proc = eib("run", DEMO, "--set", f"demo.port={port}", "--lock", lock,
-                       "--cache-dir", CACHE, "--work-dir", work, "--no-cache")
+            top = tmp_path / name
+            proc = eib("run", DEMO, *upstream, "--lock", lock, "--cache-dir", top / "cache",
+                       "--work-dir", top / "work", "--no-cache")
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-            outs.append(work / "out")
-            raw = next(work.glob("*.img"))
-            outs.append(raw)
+            outs.append(top / "work" / "out")
+            outs.append(next((top / "work").glob("*.img")))
             time.sleep(1.1)  # clocks apart
         first_out, first_raw, second_out, second_raw = outs
         assert first_raw.read_bytes() == second_raw.read_bytes(), "raw images differ"
         names = sorted(p.name for p in first_out.iterdir() if p.name != "build.txt")
         assert names == sorted(p.name for p in second_out.iterdir() if p.name != "build.txt")
         assert any(n.endswith(".img.zst") for n in names)
+        assert any(n.endswith(".manifest.json") for n in names)
         differ = [n for n in names
                   if (first_out / n).read_bytes() != (second_out / n).read_bytes()]
         assert differ == []
     finally:
+        server.terminate()
+        server.wait(timeout=30)
         remove(tmp_path / "first")
         remove(tmp_path / "second")
