@@ -204,7 +204,7 @@ class LocalTarget(Section):
     """Publish into a directory of this machine, renamed into place when complete."""
 
     kind: Literal["local"]
-    path: str = Field(pattern=r"^/", description="Absolute directory")
+    path: str = Field(pattern=r"^(/|<secret:)", description="Absolute directory")
 
     def describe(self) -> str:
         return self.path

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from eib.model.plan import SecretRef
-from eib.model.recipe import PublishTarget
+from eib.model.recipe import LocalTarget
 
 
 def test_a_target_named_by_a_secret_publishes_and_is_not_printed(
     output_dir: Path, plan_for: Any, pub: Any, tmp_path: Path
 ) -> None:
     hidden = tmp_path / "CANARY-hidden-share"
-    plan = plan_for([PublishTarget(kind="local", path="<secret:share>")],
+    plan = plan_for([LocalTarget(kind="local", path="<secret:share>")],
                     secrets=[SecretRef(name="share", source="env", where="TEST_SHARE")])
     (output_dir / f"{pub.outversion}.plan.json").write_text(plan.to_json())
     proc = subprocess.run([sys.executable, "-m", "eib.cli", "publish", str(output_dir)],
