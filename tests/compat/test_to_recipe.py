@@ -72,7 +72,7 @@ def test_bad_typed_value_names_file_line_key(write_tree: TreeWriter) -> None:
 def test_eib_own_legacy_tree_builds_a_valid_recipe() -> None:
     own = Path(__file__).resolve().parents[2] / "config"
     result = load_legacy_tree(own, {"arch": "amd64"}, sysconfdir=own / "no-such-sysconfdir")
-    assert result.recipe["demo"] == {"serve": True, "port": 8690}
+    assert result.recipe["demo"] == {"serve": True, "port": 8690, "os": "busybox"}
     assert result.recipe["ostree"]["url"] == "http://127.0.0.1:8690/ostree"
 
 
