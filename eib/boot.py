@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from eib import paths
 from eib.errors import BuildError, UserError
 from eib.inspect import raw_image
 from eib.tools.run import require
 
 log = logging.getLogger("eib.boot")
-BOOT_LOG_DIR = Path(os.environ.get("EIB_WORK_DIR") or "/var/tmp/eib") / "boot"
+BOOT_LOG_DIR = Path(os.environ.get("EIB_WORK_DIR") or paths.DEFAULT_STATE_DIR) / "boot"
 
 Firmware = Literal["uefi", "bios"]
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -106,8 +107,11 @@ def boot_image(
         raise BuildError(f"UEFI firmware {OVMF_CODE} is missing (install the ovmf package)")
     marker = expect or default_marker()
     # Not beside the image: an output dir is what gets published.
+    if log_file is None:
+        from eib.execute.safedirs import ensure_private_dir
+
+        ensure_private_dir(BOOT_LOG_DIR, key="--log")
     console = log_file or BOOT_LOG_DIR / f"{image.name}.{firmware}.console.log"
-    console.parent.mkdir(parents=True, exist_ok=True)
     console.parent.mkdir(parents=True, exist_ok=True)
     console.write_bytes(b"")
     with raw_image(image) as raw, tempfile.TemporaryDirectory(prefix="eib-boot-") as tmp:

@@ -341,6 +341,9 @@ def _plan(
         )
         for name, s in sorted(recipe.secrets.items())
     ]
+    from eib.trust import check_trust
+
+    warnings = check_trust(recipe, tree)
     env = recipe_env(recipe)
     for name in private_env | _secret_option_env(recipe):
         if name in env:
@@ -359,6 +362,8 @@ def _plan(
         secrets=secrets,
         extra=recipe.extra,
         env=env,
+        pass_env=recipe.hooks.pass_env,
+        warnings=warnings,
         outputs=outputs,
         stages=_stages(recipe, hooks),
     )

@@ -17,3 +17,11 @@ RECIPES_DIR = SOURCE_DIR / "recipes"
 # system config.ini/private.ini): kept at the legacy builder's path so
 # existing hosts and hooks work unchanged, whichever recipe format they use.
 SYSCONFDIR = "/etc/eos-image-builder"
+
+# Build dirs. eib runs as root: its work and output dirs live under a
+# root-owned tree created 0700, not in world-writable /var/tmp where another
+# local user could create them first (see eib.execute.safedirs).
+DEFAULT_STATE_DIR = "/var/lib/eib"
+DEFAULT_WORK_DIR = f"{DEFAULT_STATE_DIR}/work"
+DEFAULT_OUTPUT_DIR = f"{DEFAULT_STATE_DIR}/out"
+DEFAULT_CACHE_DIR = "/var/cache/eib"

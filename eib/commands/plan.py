@@ -17,6 +17,8 @@ def run_validate(
     recipe: Path, variant: dict[str, str], *, sets: list[str], localdir: Path | None
 ) -> None:
     result = compile_recipe(recipe, variant, sets, localdir)
+    for warning in result.plan.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
     sys.stdout.write(f"ok: {result.plan.outputs.outversion} {result.plan.digest}\n")
 
 

@@ -5,23 +5,32 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from eib import paths
 from eib.errors import UserError
 from eib.model.plan import Plan
 
-DEFAULT_CACHE_DIR = Path("/var/cache/eib")
-DEFAULT_WORK_DIR = Path("/var/tmp/eib")
+DEFAULT_CACHE_DIR = Path(paths.DEFAULT_CACHE_DIR)
+DEFAULT_WORK_DIR = Path(paths.DEFAULT_WORK_DIR)
+DEFAULT_OUTPUT_DIR = Path(paths.DEFAULT_OUTPUT_DIR)
 
 
 def resolve_dirs(
     cache_dir: Path | None, work_dir: Path | None, output_dir: Path | None
 ) -> tuple[Path, Path, Path]:
-    """Option, else environment (EIB_CACHE_DIR, EIB_WORK_DIR, EIB_OUTPUT_DIR), else default."""
+    """Option, else environment (EIB_CACHE_DIR, EIB_WORK_DIR, EIB_OUTPUT_DIR), else default.
+
+    The output dir defaults to `<work>/out` for a work dir given by the
+    user, and to `/var/lib/eib/out` beside the default work dir.
+    """
     env = os.environ
     cache = cache_dir or Path(env.get("EIB_CACHE_DIR") or DEFAULT_CACHE_DIR)
-    work = work_dir or Path(env.get("EIB_WORK_DIR") or DEFAULT_WORK_DIR)
+    given_work = work_dir or (Path(env["EIB_WORK_DIR"]) if env.get("EIB_WORK_DIR") else None)
+    work = given_work or DEFAULT_WORK_DIR
     output = output_dir or (Path(env["EIB_OUTPUT_DIR"]) if env.get("EIB_OUTPUT_DIR") else None)
     cache, work = cache.absolute(), work.absolute()
-    output = output.absolute() if output else work / "out"
+    if output is None:
+        output = work / "out" if given_work else DEFAULT_OUTPUT_DIR
+    output = output.absolute()
     if output != work and work.is_relative_to(output):
         raise UserError(f"the work dir {work} must not be inside the output dir {output}")
     if cache.is_relative_to(work) or work.is_relative_to(cache):

@@ -86,7 +86,7 @@ def deploy(ctx: BuildContext) -> Path:
         keys = key_files(ctx, Path(scratch))
         ostree.add_remote(
             repo, o.remote, deploy_url, keys=keys, collection_id=collection_id,
-            branches=[ctx.deploy_ref],
+            branches=[ctx.deploy_ref], verify=o.gpg_verify,
         )
 
     ctx.step = "pull-local"

@@ -47,7 +47,13 @@ class RemoteConfig:
 
 
 def read_location(location: str, base: Path) -> bytes:
-    """The bytes of a local path (relative to `base`) or an http(s)/file URL."""
+    """The bytes of a local path (relative to `base`) or an https/file URL.
+
+    These are keys and `.flatpakrepo` files, the roots of trust: never plain http.
+    """
+    if location.lower().startswith("http://"):
+        raise UserError(f"'{location}' is plain http; keys and .flatpakrepo files must come "
+                        "from a local file or https")
     if "://" in location:
         try:
             with urllib.request.urlopen(location, timeout=60) as resp:
@@ -98,6 +104,16 @@ def resolve_remote(name: str, remote: FlatpakRemote, base: Path, p2p: bool) -> R
             gpg_key = base64.b64decode("".join(repo["GPGKey"].split()), validate=True)
         except ValueError as err:
             raise UserError("GPGKey is not base64", key=f"{key}.repo_file") from err
+    if not remote.gpg_verify:
+        gpg_key = None  # the recipe says so explicitly; the plan carries the warning
+    elif gpg_key is None:
+        raise UserError(
+            "no gpg_key and no GPGKey in the repo file: the remote would be installed "
+            "unverified",
+            key=f"{key}.gpg_key",
+            hint="give the remote's public key, or set gpg_verify: false for an unsigned "
+            "test repo",
+        )
     return RemoteConfig(
         name=name,
         url=url.rstrip("/"),

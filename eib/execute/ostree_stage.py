@@ -75,7 +75,7 @@ def run_ostree_stage(ctx: BuildContext) -> None:
     ostree.init_repo(repo, CACHE_REPO_MODE)
     with tempfile.TemporaryDirectory(prefix="eib-keys-") as scratch:
         keys = key_files(ctx, Path(scratch))
-        ostree.add_remote(repo, o.remote, o.url, keys=keys)
+        ostree.add_remote(repo, o.remote, o.url, keys=keys, verify=o.gpg_verify)
 
     ctx.step = "pull"
     ctx.monitor.step(f"pull {o.ref}" + (f"@{o.commit}" if o.commit else ""))

@@ -73,11 +73,13 @@ def add_remote(
     keys: Sequence[Path] = (),
     collection_id: str = "",
     branches: Sequence[str] = (),
+    verify: bool = True,
 ) -> None:
-    """(Re)create `remote` with GPG verification on and exactly `keys` trusted."""
+    """(Re)create `remote` with GPG verification on (unless `verify` is false, which the
+    recipe must say explicitly) and exactly `keys` trusted."""
     if remote_exists(repo, remote):
         ostree(["remote", "delete", f"--repo={repo}", remote])
-    options = ["--set=gpg-verify=true"]
+    options = [f"--set=gpg-verify={'true' if verify else 'false'}"]
     if collection_id:
         options.append(f"--set=collection-id={collection_id}")
     ostree(["remote", "add", f"--repo={repo}", *options, remote, url, *branches])
