@@ -77,9 +77,14 @@ def load_plan(
 
         pins, build_version = locked_inputs(lock, recipe, variant, sets=sets, localdir=localdir)
         sets = [*sets, *pins]
-    return compile_recipe(
+    plan = compile_recipe(
         recipe, variant, sets, localdir, cachedir=str(cache), build_version=build_version
     ).plan
+    if lock is not None:
+        from eib.lock_keys import check_locked_keys
+
+        check_locked_keys(lock, plan)
+    return plan
 
 
 def run_build(
