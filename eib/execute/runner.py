@@ -223,7 +223,7 @@ def execute(
                      plan.digest)
             log.info("cache %s, work %s, output %s", dirs.cache, dirs.work, dirs.output)
             for warning in plan.warnings:
-                log.warning("%s", warning)
+                log.warning("warning: %s", warning)
                 monitor.message(f"warning: {warning}")
             ctx.env = plan_env(plan)
             try:
