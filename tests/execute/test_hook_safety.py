@@ -88,7 +88,8 @@ def test_shell_and_python_resolution_agree(tmp_path: Path) -> None:
              str(root), path], capture_output=True, text=True, check=True).stdout.strip()
         assert shell == str(resolve_in_root(root, path)), path
         assert shell.startswith(str(root)), path
-    failed = subprocess.run(["bash", "-c", f'source "{SHELL_LIBRARY}"; eib_root_path "$1" /etc/loop',
-                             "-", str(root)], capture_output=True, text=True, check=False)
+    script = f'source "{SHELL_LIBRARY}"; eib_root_path "$1" /etc/loop'
+    failed = subprocess.run(["bash", "-c", script, "-", str(root)], capture_output=True,
+                            text=True, check=False)
     assert failed.returncode != 0 and "too many levels" in failed.stderr
     assert os.path.isdir(root / "usr" / "lib")

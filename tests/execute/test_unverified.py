@@ -21,4 +21,5 @@ def test_unsigned_os_needs_explicit_gpg_verify_false_and_is_logged(
     assert proc.returncode == 0, proc.stderr
     assert "warning: ostree.gpg_verify is false" in proc.stdout
     log = (build.out / "build.txt").read_text()
-    assert f"warning: ostree.gpg_verify is false: the OS from {served.url}/unsigned is not verified" in log
+    url = f"{served.url}/unsigned"
+    assert f"warning: ostree.gpg_verify is false: the OS from {url} is not verified" in log
