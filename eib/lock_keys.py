@@ -6,15 +6,20 @@ keys have changed since, for instance because a `.flatpakrepo` fetched from
 the publisher now carries another key, or a key file was replaced, the
 pinned commits would be verified against keys nobody reviewed. So `eib run
 --lock` compares before anything is pulled or built, and stops with both
-fingerprint lists (exit 2).
+fingerprint lists (exit 2). With the keys unchanged, the pinned OS commit
+and each Flatpak remote's summary are then checked to be signed by them: an
+upstream re-signed with another key stops the build the same way, naming
+the key id it was signed with, instead of failing halfway through.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
-from eib.errors import Origin, UserError
+from eib.errors import EibError, Origin, UserError
 from eib.lockfile import VARIANT_KEY_ATTRS, LockEntry, find_entry, read_lock, variant_key
 from eib.model.plan import Plan
 
@@ -72,7 +77,87 @@ def check_entry_keys(lock: Path, entry: LockEntry, plan: Plan) -> None:
                             [found] if found else [])
 
 
+def _signers(repo: Path, commit: str) -> list[str]:
+    """The key ids `ostree show` reports for the commit's signatures."""
+    from eib.tools.ostree import ostree
+
+    proc = ostree(["show", f"--repo={repo}", "--gpg-verify-remote=lock", commit], check=False)
+    text = (proc.stdout or "") + (proc.stderr or "")
+    return sorted(set(re.findall(r"key ID ([0-9A-Fa-f]{8,40})", text)))
+
+
+def check_commit_signer(lock: Path, entry: LockEntry, plan: Plan) -> None:
+    """UserError when the pinned OS commit is no longer signed by the locked keys.
+
+    Only the signature is judged here: an unreachable server or a vanished
+    commit is left to the ostree stage, which says so in its own words.
+    """
+    from eib.tools.keys import key_files
+    from eib.tools.ostree import GPG_FAILURES, ostree
+
+    o = plan.ostree
+    if not o.gpg_verify or not o.commit or not entry.ostree.gpg_keys:
+        return
+    top = Path(tempfile.mkdtemp(prefix="eib-lock-keys-"))
+    try:
+        repo = top / "repo"
+        ostree(["init", f"--repo={repo}", "--mode=bare-user"])
+        ostree(["remote", "add", f"--repo={repo}", "--set=gpg-verify=true", "lock", o.url])
+        for key in key_files(o.gpg_keys, top):
+            ostree(["remote", "gpg-import", f"--repo={repo}", f"--keyring={key}", "lock"])
+        proc = ostree(["pull", f"--repo={repo}", "--commit-metadata-only", "lock",
+                       f"{o.ref}@{o.commit}"], check=False)
+        output = ((proc.stdout or "") + (proc.stderr or "")).lower()
+        if proc.returncode == 0 or not any(p.lower() in output for p in GPG_FAILURES):
+            return
+        # Fetched again without verification, only to read who signed it.
+        ostree(["remote", "add", f"--repo={repo}", "--set=gpg-verify=false", "raw", o.url])
+        ostree(["pull", f"--repo={repo}", "--commit-metadata-only", "raw",
+                f"{o.ref}@{o.commit}"], check=False)
+        found = _signers(repo, o.commit)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+    raise UserError(
+        f"pinned commit {o.commit[:12]} of {o.ref} on {o.url} is no longer signed by the "
+        f"keys the lock trusts: expected {_show(sorted(entry.ostree.gpg_keys))}, "
+        f"found signatures by key id {_show(found)}",
+        origin=Origin(str(lock)),
+        key=f"variants.{variant_key(entry.variant)}.ostree.gpg_keys",
+        hint="review the new key; if it is right, put it in the recipe and run `eib lock` again",
+    )
+
+
+def check_summary_signers(lock: Path, entry: LockEntry, plan: Plan) -> None:
+    """UserError when a locked Flatpak remote's summary is not signed by its locked key."""
+    if not plan.flatpak.enable:
+        return
+    from eib.execute.flatpak_metadata import fetch_summary
+    from eib.execute.flatpak_remotes import plan_remotes
+
+    for remote in plan_remotes(plan):
+        pin = entry.flatpak.remotes.get(remote.name)
+        if pin is None or not pin.gpg_key or remote.gpg_key is None:
+            continue
+        try:
+            fetch_summary(remote)
+        except EibError as err:
+            if "signature" not in str(err).lower() and "gpg" not in str(err).lower():
+                continue  # unreachable and the like: the build reports it
+            raise UserError(
+                f"the summary of Flatpak remote {remote.name} is no longer signed by the key "
+                f"the lock trusts: expected {pin.gpg_key} ({err})",
+                origin=Origin(str(lock)),
+                key=f"variants.{variant_key(entry.variant)}.flatpak.remotes.{remote.name}"
+                ".gpg_key",
+                hint="review the new key; if it is right, put it in the recipe and run "
+                "`eib lock` again",
+            ) from None
+
+
 def check_locked_keys(lock: Path, plan: Plan) -> None:
-    """`check_entry_keys` for the lock entry of the plan's variant."""
+    """The plan's keys are the lock's, and they still sign what the lock pins."""
     build = plan.build.model_dump(include=set(VARIANT_KEY_ATTRS))
-    check_entry_keys(lock, find_entry(read_lock(lock), lock, build), plan)
+    entry = find_entry(read_lock(lock), lock, build)
+    check_entry_keys(lock, entry, plan)
+    check_commit_signer(lock, entry, plan)
+    check_summary_signers(lock, entry, plan)
