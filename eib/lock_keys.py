@@ -46,9 +46,9 @@ def plan_fingerprints(plan: Plan) -> tuple[list[str], dict[str, str]]:
     ostree: list[str] = []
     remotes: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="eib-keys-") as scratch:
-        if plan.ostree.gpg_verify:
-            for path in key_files(plan.ostree.gpg_keys, Path(scratch)):
-                ostree.extend(f for f in key_fingerprints(path) if f not in ostree)
+        # As `eib lock` records them (lock_resolve.resolve_ostree): every listed key.
+        for path in key_files(plan.ostree.gpg_keys, Path(scratch)):
+            ostree.extend(f for f in key_fingerprints(path) if f not in ostree)
         if plan.flatpak.enable:
             from eib.execute.flatpak_remotes import plan_remotes
 
