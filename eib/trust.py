@@ -14,16 +14,13 @@ from __future__ import annotations
 from eib.errors import UserError
 from eib.load.merge import Tree
 from eib.model.recipe import Recipe
-
-
-def _insecure(location: str) -> bool:
-    return location.strip().lower().startswith("http://")
+from eib.tools.keys import insecure_location
 
 
 def _refuse_http(location: str, key: str, tree: Tree, path: tuple[str, ...]) -> None:
-    if _insecure(location):
+    if insecure_location(location):
         raise UserError(
-            f"'{location}' is fetched over plain http; keys and .flatpakrepo files "
+            f"'{location}' is fetched without TLS; keys and .flatpakrepo files "
             "must come from a local file or https",
             origin=tree.origin(path),
             key=key,

@@ -18,6 +18,7 @@ from pathlib import Path
 from eib.errors import UserError
 from eib.model.plan import Plan
 from eib.model.recipe import FlatpakRemote
+from eib.tools.keys import insecure_location
 
 REPO_FILE_GROUP = "Flatpak Repo"
 
@@ -51,9 +52,9 @@ def read_location(location: str, base: Path) -> bytes:
 
     These are keys and `.flatpakrepo` files, the roots of trust: never plain http.
     """
-    if location.lower().startswith("http://"):
-        raise UserError(f"'{location}' is plain http; keys and .flatpakrepo files must come "
-                        "from a local file or https")
+    if insecure_location(location):
+        raise UserError(f"'{location}' is fetched without TLS; keys and .flatpakrepo files "
+                        "must come from a local file or https")
     if "://" in location:
         try:
             with urllib.request.urlopen(location, timeout=60) as resp:

@@ -15,6 +15,15 @@ from eib.errors import UserError
 ARMOR_HEADER = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 
 
+def insecure_location(location: str) -> bool:
+    """A URL other than https:// or file:// (http, ftp, …): anyone on the path may alter it.
+
+    Keys and `.flatpakrepo` files are what everything else is verified with.
+    """
+    text = location.strip().lower()
+    return "://" in text and not text.startswith(("https://", "file://"))
+
+
 def key_files(keys: Sequence[str], scratch: Path, *, key: str = "ostree.gpg_keys") -> list[Path]:
     """`keys` as files: paths as they are (they must exist), inline keys written out."""
     files: list[Path] = []

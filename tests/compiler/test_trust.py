@@ -67,8 +67,8 @@ def test_keys_and_repo_files_over_plain_http_are_refused(
                      f"      {field}: http://apps.example.org/key\n      apps: [org.A]\n")
     proc = run_eib("validate", recipe)
     assert proc.returncode == 2
-    assert f"flatpak.remotes.apps.{field}: 'http://apps.example.org/key' is fetched over " \
-        "plain http" in proc.stderr
+    assert f"flatpak.remotes.apps.{field}: 'http://apps.example.org/key' is fetched without " \
+        "TLS" in proc.stderr
 
 
 def test_repo_file_without_gpgkey_is_refused_when_read(tmp_path: Path) -> None:
