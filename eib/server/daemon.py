@@ -59,7 +59,9 @@ def warm_up() -> click.Command:
 
     with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(io.StringIO()):
         recipe = Path(scratch, "warm.yaml")
-        recipe.write_text("eib: 1\nflatpak:\n  remotes:\n    r: {apps: [a.b.C]}\n")
+        recipe.write_text(
+            "eib: 1\nflatpak:\n  remotes:\n    r: {gpg_verify: false, apps: [a.b.C]}\n"
+        )
         for as_json in (False, True):
             run_plan(
                 recipe,
