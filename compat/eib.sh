@@ -126,6 +126,40 @@ locale_to_iso_639_1() {
   echo "${code/_/-}"
 }
 
+# Host path of PATH inside the OS tree ROOT, following symlinks as the OS
+# itself would: an absolute link (/etc/hostname -> /root/x) and `..` stay
+# inside ROOT instead of leading onto the build host's files.
+#   f=$(eib_root_path "${OSTREE_DEPLOYMENT}" /etc/hostname) && echo x > "$f"
+eib_root_path() {
+  local root="${1:?No root supplied to ${FUNCNAME}}" todo="${2:?No path supplied to ${FUNCNAME}}"
+  local done="" part target
+  local -i links=0
+  root="${root%/}"
+  while [[ -n "${todo}" ]]; do
+    while [[ "${todo}" == /* ]]; do todo="${todo#/}"; done
+    [[ -n "${todo}" ]] || break
+    part="${todo%%/*}"
+    if [[ "${todo}" == */* ]]; then todo="${todo#*/}"; else todo=""; fi
+    case "${part}" in
+      .) continue ;;
+      ..) done="${done%/*}"; continue ;;
+    esac
+    if [[ -L "${root}${done}/${part}" ]]; then
+      links+=1
+      if (( links > 40 )); then
+        echo "${FUNCNAME}: too many levels of symbolic links in $2" >&2
+        return 1
+      fi
+      target="$(readlink "${root}${done}/${part}")"
+      [[ "${target}" != /* ]] || done=""
+      todo="${target}/${todo}"
+    else
+      done="${done}/${part}"
+    fi
+  done
+  echo "${root}${done}"
+}
+
 # Numeric id of a user or group of the deployed OS.
 ostree_uid() {
   grep "^${1}:" "${OSTREE_DEPLOYMENT}"/lib/passwd | cut -d : -f 3

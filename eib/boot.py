@@ -105,8 +105,11 @@ def boot_image(
         raise BuildError(f"UEFI firmware {OVMF_CODE} is missing (install the ovmf package)")
     marker = expect or default_marker()
     # Not beside the image: an output dir is what gets published.
+    if log_file is None:
+        from eib.execute.safedirs import ensure_private_dir
+
+        ensure_private_dir(boot_log_dir(), key="--log")
     console = log_file or boot_log_dir() / f"{image.name}.{firmware}.console.log"
-    console.parent.mkdir(parents=True, exist_ok=True)
     console.parent.mkdir(parents=True, exist_ok=True)
     console.write_bytes(b"")
     with raw_image(image) as raw, tempfile.TemporaryDirectory(prefix="eib-boot-") as tmp:

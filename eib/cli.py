@@ -158,11 +158,14 @@ def run(
     ] = None,
     work_dir: Annotated[
         Path | None,
-        typer.Option("--work-dir", envvar="EIB_WORK_DIR", help="Default /var/tmp/eib"),
+        typer.Option("--work-dir", envvar="EIB_WORK_DIR", help="Default /var/lib/eib/work"),
     ] = None,
     output_dir: Annotated[
         Path | None,
-        typer.Option("--output-dir", envvar="EIB_OUTPUT_DIR", help="Default <work-dir>/out"),
+        typer.Option(
+            "--output-dir", envvar="EIB_OUTPUT_DIR",
+            help="Default <work-dir>/out, or /var/lib/eib/out",
+        ),
     ] = None,
     lock_timeout: Annotated[
         float | None,
@@ -396,7 +399,7 @@ def boot(
     ] = None,
     log: Annotated[
         Path | None,
-        typer.Option("--log", help="Serial console log (default /var/tmp/eib/boot/…)"),
+        typer.Option("--log", help="Serial console log (default /var/lib/eib/boot/…)"),
     ] = None,
 ) -> None:
     """Boot IMAGE in QEMU (TCG) and wait for the expected text on the serial console."""

@@ -21,8 +21,13 @@ SYSCONFDIR = "/etc/eos-image-builder"
 
 # Build dirs: arguments of a run (option, else environment, else these), never
 # plan content.
+# eib runs as root: its work and output dirs live under a root-owned tree
+# created 0700, not in world-writable /var/tmp where another local user could
+# create them first (see eib.execute.safedirs).
+DEFAULT_STATE_DIR = Path("/var/lib/eib")
 DEFAULT_CACHE_DIR = Path("/var/cache/eib")
-DEFAULT_WORK_DIR = Path("/var/tmp/eib")
+DEFAULT_WORK_DIR = DEFAULT_STATE_DIR / "work"
+DEFAULT_OUTPUT_DIR = DEFAULT_STATE_DIR / "out"
 CACHE_DIR_ENV = "EIB_CACHE_DIR"
 WORK_DIR_ENV = "EIB_WORK_DIR"
 OUTPUT_DIR_ENV = "EIB_OUTPUT_DIR"
@@ -48,8 +53,12 @@ def work_dir(option: Path | None = None) -> Path:
 
 
 def output_dir(option: Path | None, work: Path) -> Path:
-    """Where a build's outputs go: `--output-dir`, $EIB_OUTPUT_DIR, else `<work>/out`."""
-    return _chosen(option, OUTPUT_DIR_ENV, None) or work / "out"
+    """Where a build's outputs go: `--output-dir`, $EIB_OUTPUT_DIR, else `<work>/out` for a
+    work dir the user chose and the default output dir beside the default work dir."""
+    default = DEFAULT_OUTPUT_DIR if work == DEFAULT_WORK_DIR else work / "out"
+    found = _chosen(option, OUTPUT_DIR_ENV, default)
+    assert found is not None
+    return found
 
 
 def demo_dir(cache: Path | None = None) -> Path:
@@ -59,4 +68,4 @@ def demo_dir(cache: Path | None = None) -> Path:
 
 def boot_log_dir() -> Path:
     """Serial logs of `eib boot`: beside the builds, never in an output dir that is published."""
-    return work_dir() / "boot"
+    return DEFAULT_STATE_DIR / "boot"

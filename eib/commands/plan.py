@@ -15,6 +15,8 @@ from eib.load.layers import VARIANT_ATTRS
 
 def run_validate(request: CompileRequest) -> None:
     result = compile_plan(request)
+    for warning in result.plan.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
     sys.stdout.write(f"ok: {result.plan.outputs.outversion} {result.plan.digest}\n")
 
 

@@ -41,7 +41,12 @@ def load_plan(
     from eib.compile.compiler import compile_plan
 
     assert recipe is not None
-    return compile_plan(variant.request(recipe, lock)).plan
+    plan = compile_plan(variant.request(recipe, lock)).plan
+    if lock is not None:
+        from eib.lock.keys import check_locked_keys
+
+        check_locked_keys(lock, plan)
+    return plan
 
 
 def run_build(

@@ -124,7 +124,9 @@ def fold_remote(name: str, remote: FlatpakRemote) -> FlatpakRemote:
     if url and "://" not in url:
         url = Path(url).resolve().as_uri()
     gpg_key = ""
-    if remote.gpg_key:
+    if not remote.gpg_verify:
+        pass  # the recipe says so explicitly; the plan carries the warning
+    elif remote.gpg_key:
         gpg_key = key_material(remote.gpg_key, key=f"{key}.gpg_key")
     elif repo.get("GPGKey"):
         try:
@@ -132,6 +134,14 @@ def fold_remote(name: str, remote: FlatpakRemote) -> FlatpakRemote:
         except ValueError:
             raise UserError("GPGKey is not base64", key=f"{key}.repo_file") from None
         gpg_key = "".join(repo["GPGKey"].split())
+    elif remote.enable:
+        raise UserError(
+            "no gpg_key and no GPGKey in the repo file: the remote would be installed "
+            "unverified",
+            key=f"{key}.gpg_key",
+            hint="give the remote's public key, or set gpg_verify: false for an unsigned "
+            "test repo",
+        )
     return remote.model_copy(
         update={
             "url": url.rstrip("/"),

@@ -384,6 +384,9 @@ def _plan(
         plan=f"{outversion}.plan.json",
     )
     secrets = _secret_refs(recipe, tree, private_refs)
+    from eib.compile.trust import check_trust
+
+    warnings = check_trust(recipe, tree)
     env = recipe_env(recipe)
     for var, name in _secret_option_env(recipe).items():
         if var in env:
@@ -405,6 +408,8 @@ def _plan(
         secrets=secrets,
         extra=recipe.extra,
         env=env,
+        pass_env=recipe.hooks.pass_env,
+        warnings=warnings,
         outputs=outputs,
         stages=[],
     )

@@ -39,7 +39,8 @@ def legacy_sections(recipe: Recipe) -> dict[str, dict[str, Any]]:
     for remote, options in remotes.items():
         sections[f"flatpak-remote-{remote}"] = options
     for group, names in dump["hooks"].items():
-        sections.setdefault(group, {})["hooks"] = names
+        if group != "pass_env":
+            sections.setdefault(group, {})["hooks"] = names
     sections.setdefault("publish", {})["path"] = dump["publish"]["path"]
     sections["secrets"] = {
         name: (token(name) if s["value"] is not None or s["env"] or s["key"] else s["file"])

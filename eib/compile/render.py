@@ -82,6 +82,10 @@ def plan_tree(result: CompileResult, style: Style) -> Node:
     plan = result.plan
     b = plan.build
     root = Node(f"{style.bold(plan.outputs.outversion)}  {style.dim(plan.digest)}")
+    if plan.warnings:
+        warn = root.add(style.bold("warnings"))
+        for warning in plan.warnings:
+            warn.add(warning)
     variant = root.add(style.bold("variant"))
     for attr in ("product", "branch", "arch", "platform", "personality", "series"):
         variant.add(f"{attr}: {style.value(getattr(b, attr))}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eib.errors import BuildError
+from eib.execute.inroot import files_below, resolve_in_root
 
 log = logging.getLogger("eib.execute.bootloader")
 
@@ -159,7 +160,7 @@ def write_grub_cfg(sysroot: Path) -> Path | None:
 def install_uboot_script(deployment: Path, sysroot: Path, platform: str) -> Path | None:
     """Copy the deployment's u-boot `boot.scr` to the root's /boot, if it ships one."""
     for pattern in UBOOT_SCRIPTS:
-        src = deployment / pattern.format(platform=platform)
+        src = resolve_in_root(deployment, pattern.format(platform=platform))
         if src.is_file():
             dest = sysroot / "boot" / "boot.scr"
             copy_noatime(src, dest)
@@ -168,17 +169,16 @@ def install_uboot_script(deployment: Path, sysroot: Path, platform: str) -> Path
 
 
 def efi_files(deployment: Path, arch: str, sdboot: bool) -> dict[str, Path]:
-    """ESP path → deployment file, for the EFI loaders the deployment ships."""
-    files: dict[str, Path] = {}
-    shipped = deployment / "boot" / "efi" / "EFI"
-    if shipped.is_dir():
-        for src in sorted(shipped.rglob("*")):
-            if src.is_file():
-                files["EFI/" + src.relative_to(shipped).as_posix()] = src
+    """ESP path → deployment file, for the EFI loaders the deployment ships.
+
+    Paths are resolved inside the deployment: a link to `/x` is the OS's /x,
+    never the build host's.
+    """
+    files = {f"EFI/{rel}": src for rel, src in files_below(deployment, "boot/efi/EFI").items()}
     table = SDBOOT_EFI if sdboot else GRUB_EFI
     if arch in table:
         rel, name = table[arch]
-        src = deployment / rel
+        src = resolve_in_root(deployment, rel)
         if src.is_file():
             files[f"EFI/BOOT/{name}"] = src
             if sdboot:
@@ -194,8 +194,8 @@ def efi_files(deployment: Path, arch: str, sdboot: bool) -> dict[str, Path]:
 
 def bios_images(deployment: Path) -> tuple[bytes, bytes] | None:
     """(boot.img, core.img) from the deployment's GRUB, or None when not shipped."""
-    base = deployment / GRUB_BIOS_DIR
-    boot, core = base / "boot.img", base / "core.img"
+    boot = resolve_in_root(deployment, f"{GRUB_BIOS_DIR}/boot.img")
+    core = resolve_in_root(deployment, f"{GRUB_BIOS_DIR}/core.img")
     if not (boot.is_file() and core.is_file()):
         return None
     boot_img, core_img = read_noatime(boot), read_noatime(core)

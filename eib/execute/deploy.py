@@ -87,7 +87,7 @@ def deploy(ctx: BuildContext) -> Path:
         ostree.add_remote(
             repo, o.remote, ctx.reveal(deploy_url), keys=keys, collection_id=collection_id,
             private=deploy_url != ctx.reveal(deploy_url),
-            branches=[ctx.deploy_ref],
+            branches=[ctx.deploy_ref], verify=o.gpg_verify,
         )
 
     ctx.step = "pull-local"

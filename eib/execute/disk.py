@@ -36,6 +36,7 @@ from eib.execute.disk_layout import (
     root_fs_size,
     sfdisk_script,
 )
+from eib.execute.inroot import resolve_in_root
 from eib.execute.mtimes import clamp_mtimes
 from eib.execute.outputs import (
     Published,
@@ -48,6 +49,7 @@ from eib.execute.outputs import (
 from eib.execute.progress import Monitor, NullMonitor
 from eib.execute.progress_report import file_bytes, watching
 from eib.execute.progress_report import tree_bytes as dir_bytes
+from eib.execute.safedirs import create_new
 from eib.model.plan import Plan
 from eib.tools import compress, ext4, qemu_img, sfdisk, vfat, xorriso
 from eib.tools.gpg import Signer
@@ -106,7 +108,7 @@ def prepare_boot_files(
     if deployment is None:
         return
     ships_grub = bootloader.bios_images(deployment) is not None or any(
-        (deployment / rel).is_file() for rel, _ in bootloader.GRUB_EFI.values()
+        resolve_in_root(deployment, rel).is_file() for rel, _ in bootloader.GRUB_EFI.values()
     )
     if ships_grub and not plan.image.sdboot:
         cfg = bootloader.write_grub_cfg(sysroot)
@@ -288,7 +290,7 @@ def assemble_image(
 
     raw = work_dir / plan.outputs.image
     raw.unlink(missing_ok=True)
-    with raw.open("wb") as handle:
+    with create_new(raw) as handle:
         handle.truncate(layout.size)
     sfdisk.write_table(raw, sfdisk_script(layout, seed))
     if layout.resize_marker:
@@ -430,12 +432,13 @@ def _make_boot_zip(
         if grub_cfg.is_file():
             (tree / "grub").mkdir(exist_ok=True)
             bootloader.copy_noatime(grub_cfg, tree / "grub" / "grub.cfg")
-        bios = deployment / bootloader.GRUB_BIOS_DIR if deployment else None
-        if bios is not None and bios.is_dir():
+        bios = resolve_in_root(deployment, bootloader.GRUB_BIOS_DIR) if deployment else None
+        if deployment is not None and bios is not None and bios.is_dir():
             (tree / "grub" / "i386-pc").mkdir(parents=True, exist_ok=True)
             for name in ("boot.img", "core.img"):
-                if (bios / name).is_file():
-                    bootloader.copy_noatime(bios / name, tree / "grub" / "i386-pc" / name)
+                src = resolve_in_root(deployment, f"{bootloader.GRUB_BIOS_DIR}/{name}")
+                if src.is_file():
+                    bootloader.copy_noatime(src, tree / "grub" / "i386-pc" / name)
         make_zip(tree, dest, epoch)
 
 

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import logging
 import os
+import pwd
 import shlex
 import shutil
 from pathlib import Path
@@ -29,6 +30,9 @@ from eib.model.plan import CACHEDIR_TOKEN, HookStep, Plan
 log = logging.getLogger("eib.hooks")
 
 CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOST_PATH = CHROOT_PATH
+# Inputs of the build itself, never credentials: reproducible hooks need it.
+PASSED_THROUGH = ("SOURCE_DATE_EPOCH",)
 
 
 def plan_env(plan: Plan, values: Any = None) -> dict[str, str]:
@@ -58,8 +62,14 @@ def _variant_env(plan: Plan) -> dict[str, str]:
 
 
 def hook_env(ctx: BuildContext) -> dict[str, str]:
-    """The environment of every hook of this build (host-side paths)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EIB_", "OSTREE_"))}
+    """The environment of every hook of this build (host-side paths).
+
+    Built from scratch, as the legacy builder's `env -` chroot did: eib's
+    own environment may hold cloud credentials and tokens, which hooks (and
+    everything they start) must not see unless the recipe names them in
+    `hooks.pass_env`.
+    """
+    env = base_env(ctx.plan.pass_env)
     env.update(_variant_env(ctx.plan))
     env.update(ctx.env)
     d = ctx.dirs
@@ -87,6 +97,28 @@ def hook_env(ctx: BuildContext) -> dict[str, str]:
     # Values the recipe derived from `${build:cachedir}` name this run's cache dir.
     cache = str(d.cache)
     return {k: v.replace(CACHEDIR_TOKEN, cache) for k, v in env.items()}
+
+
+def base_env(pass_env: list[str]) -> dict[str, str]:
+    """The fixed variables every hook gets, plus the named ones from eib's environment."""
+    env = {
+        "PATH": HOST_PATH,
+        "LANG": "C.UTF-8",
+        "SHELL": "/bin/bash",
+        "TERM": "dumb",  # hook output goes to the build log, not a terminal
+        "HOME": _home(),
+    }
+    for name in (*PASSED_THROUGH, *pass_env):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def _home() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_dir
+    except KeyError:
+        return "/"
 
 
 def materialize_hook(hook: HookStep, directory: Path) -> Path:

@@ -77,7 +77,8 @@ def run_ostree_stage(ctx: BuildContext) -> None:
     with tempfile.TemporaryDirectory(prefix="eib-keys-") as scratch:
         keys = key_files(ctx, Path(scratch))
         url = ctx.reveal(o.url)
-        ostree.add_remote(repo, o.remote, url, keys=keys, private=url != o.url)
+        ostree.add_remote(repo, o.remote, url, keys=keys, private=url != o.url,
+                          verify=o.gpg_verify)
 
     ctx.step = "pull"
     ctx.monitor.step(f"pull {o.ref}" + (f"@{o.commit}" if o.commit else ""))

@@ -29,6 +29,7 @@ from eib.execute.hooks import plan_env
 from eib.execute.logs import build_log
 from eib.execute.mounts import cleanup_work_dir, remove_tree
 from eib.execute.progress import Monitor, NullMonitor
+from eib.execute.safedirs import MARKER, claim_work_dir, ensure_private_dir
 from eib.execute.stages import BUILD_STAGES, CACHED_STAGES, spec
 from eib.model.plan import REDACTED, Plan
 from eib.model.recipe import HOOK_GROUPS
@@ -86,7 +87,9 @@ def prepare_dirs(dirs: BuildDirs, reset: bool) -> None:
     A build that runs the image stage starts from scratch; `--stages
     manifest,publish` after `--stages ostree,image` continues the same build.
     """
-    dirs.work.mkdir(parents=True, exist_ok=True)
+    claim_work_dir(dirs.work)
+    if not dirs.output.is_relative_to(dirs.work):
+        ensure_private_dir(dirs.output, key="--output-dir")
     cleanup_work_dir(dirs.work)
     if reset:
         _empty(dirs)
@@ -96,7 +99,7 @@ def prepare_dirs(dirs: BuildDirs, reset: bool) -> None:
 
 def _empty(dirs: BuildDirs) -> None:
     for child in dirs.work.iterdir():
-        if dirs.output.is_relative_to(child):
+        if dirs.output.is_relative_to(child) or child.name == MARKER:
             continue
         if child.is_dir() and not child.is_symlink():
             remove_tree(child)
@@ -209,6 +212,9 @@ def execute(
             log.info("eib %s: building %s (plan %s)", __version__, plan.outputs.outversion,
                      plan.digest)
             log.info("cache %s, work %s, output %s", dirs.cache, dirs.work, dirs.output)
+            for warning in plan.warnings:
+                log.warning("warning: %s", warning)
+                monitor.message(f"warning: {warning}")
             ctx.env = plan_env(plan, values)
             try:
                 with terminate_as_error(), demo_server(ctx):

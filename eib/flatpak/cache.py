@@ -7,6 +7,10 @@ next time, so a second build downloads only what changed; mutable files
 (summary, signatures, refs, config) always come from the remote. Flatpak
 itself still verifies every signature and checksum, so the cache cannot
 smuggle content in, and Flatpak does the install exactly as it would online.
+Objects and summary shards are also checked against their names before they
+are stored and each time they are served (`flatpak_objects`): a bad entry is
+dropped and fetched again rather than failing every later build. Static
+deltas are not named by their content; OSTree checks them on use.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote
+
+from eib.flatpak import objects as objects
 
 log = logging.getLogger("eib.flatpak")
 
@@ -42,11 +48,14 @@ class CacheStats:
         self.fetched = 0
         self.fetched_bytes = 0
         self.passed = 0
+        self.dropped = 0
 
     def count(self, kind: str, size: int = 0) -> None:
         with self.lock:
             if kind == "hit":
                 self.hits += 1
+            elif kind == "dropped":
+                self.dropped += 1
             elif kind == "fetch":
                 self.fetched += 1
                 self.fetched_bytes += size
@@ -110,8 +119,9 @@ class FlatpakCache:
         self._server = None
         s = self.stats
         log.info(
-            "flatpak cache: %d files from cache, %d fetched (%d bytes), %d passed through",
-            s.hits, s.fetched, s.fetched_bytes, s.passed,
+            "flatpak cache: %d files from cache, %d fetched (%d bytes), %d passed through, "
+            "%d bad entries dropped",
+            s.hits, s.fetched, s.fetched_bytes, s.passed, s.dropped,
         )
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
@@ -123,9 +133,13 @@ class FlatpakCache:
         if immutable:
             cached = self.cached_path(remote, path)
             if cached.is_file():
-                self.stats.count("hit")
-                self._send_file(req, cached)
-                return
+                if not objects.verifiable(path) or objects.verify(path, cached):
+                    self.stats.count("hit")
+                    self._send_file(req, cached)
+                    return
+                log.warning("cache: %s does not match its checksum; fetching it again", path)
+                self.stats.count("dropped")
+                cached.unlink(missing_ok=True)
         url = f"{self.upstreams[remote]}/{path}"
         try:
             upstream = urllib.request.urlopen(url, timeout=300)
@@ -155,6 +169,11 @@ class FlatpakCache:
             tmp = cached.with_name(f".{cached.name}.{threading.get_ident()}.tmp")
             with tmp.open("wb") as out:
                 shutil.copyfileobj(upstream, out, CHUNK)
+            if objects.verifiable(path) and not objects.verify(path, tmp):
+                tmp.unlink(missing_ok=True)
+                log.warning("cache: %s from %s does not match its checksum", path, url)
+                self._send_status(req, HTTPStatus.BAD_GATEWAY)
+                return
             os.replace(tmp, cached)
         self.stats.count("fetch", cached.stat().st_size)
         self._send_file(req, cached)

@@ -131,6 +131,12 @@ class Plan(PlanModel):
     env: dict[str, str] = Field(
         description="The EIB_* environment for hooks, private values redacted"
     )
+    pass_env: list[str] = Field(
+        [], description="Caller's variables hooks also get (hooks.pass_env), by name"
+    )
+    warnings: list[str] = Field(
+        [], description="What the build does that weakens trust (gpg_verify: false)"
+    )
     outputs: Outputs
     stages: list[Stage]
     digest: str = ""

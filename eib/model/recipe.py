@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 HookName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*$")]
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 ARCHES = ("amd64", "arm64", "i386")
 HOOK_GROUPS = ("content", "image", "manifest", "publish", "error")
 Scalar = str | int | float | bool | None
@@ -67,7 +68,12 @@ class Ostree(Section):
     ref_deploy: str = Field("", description="Ref the deployed OS follows; default: ref")
     remote: str = Field("eos", description="Remote name inside the image")
     os: str = Field("eos", description="OS name (the stateroot)")
-    gpg_keys: list[str] = Field([], description="ASCII-armoured public keys")
+    gpg_keys: list[str] = Field(
+        [], description="Public keys (local files or inline armoured text) that sign commits"
+    )
+    gpg_verify: bool = Field(
+        True, description="Verify commits; false (unsigned test repos only) warns in plan and log"
+    )
     commit: str = Field("", description="Pin: the exact commit to pull (see `eib lock`)")
     p2p: bool = Field(False, description="Set a collection id on the deploy remote")
     collection_id: str = Field("", description="Collection id of the deploy remote (p2p)")
@@ -109,13 +115,18 @@ class FlatpakRemote(Section):
 
     url: str = Field("", description="URL to install from")
     deploy_url: str = Field("", description="URL the installed OS updates from; default: url")
-    repo_file: str = Field("", description=".flatpakrepo file or URL; recipe values win")
+    repo_file: str = Field(
+        "", description=".flatpakrepo file or https URL; recipe values win"
+    )
     title: str = Field("", description="Title shown to users")
     default_branch: str = Field("", description="Branch of refs written without one")
     prio: int | None = Field(None, description="Remote priority")
     noenumerate: bool = Field(False, description="Hide the remote from app stores")
     enable: bool = Field(True, description="Install from this remote")
-    gpg_key: str = Field("", description="ASCII-armoured public key of the remote")
+    gpg_key: str = Field("", description="Public key of the remote: a local file or https URL")
+    gpg_verify: bool = Field(
+        True, description="Verify the remote; false (unsigned test repos only) warns"
+    )
     collection_id: str = Field("", description="Collection id (p2p)")
     apps: list[str] = Field([], description="Apps: ID or ID//BRANCH")
     runtimes: list[str] = Field([], description="Runtimes installed explicitly")
@@ -146,6 +157,11 @@ class Hooks(Section):
     manifest: list[HookName] = Field([], description="Manifest fragments")
     publish: list[HookName] = Field([], description="After publishing")
     error: list[HookName] = Field([], description="When a build fails")
+    pass_env: list[EnvName] = Field(
+        [],
+        description="Variables of eib's own environment that hooks also get; hooks see "
+        "only EIB_*, PATH, LANG, TERM, HOME, SHELL and SOURCE_DATE_EPOCH otherwise",
+    )
 
 
 def _relative_build_path(value: str) -> str:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from eib.errors import BuildError
+from eib.errors import BuildError, UserError
 from eib.model.recipe import RsyncTarget as RsyncSettings
 from eib.publish.targets import (
     MARKER,
@@ -38,6 +38,15 @@ tools_log = logging.getLogger("eib.tools")
 HOLDING_DIR = ".eib-partial"
 # rsync exit codes of a broken connection or a timeout: worth resuming.
 NETWORK_CODES = {10, 12, 30, 35, 255}
+
+
+def check_remote_name(value: str, *, key: str) -> None:
+    """A host or user starting with '-' would be read by ssh as an option (-oProxyCommand=…).
+
+    Checked here too, not only when a recipe is validated: a saved plan skips validation.
+    """
+    if value.startswith("-"):
+        raise UserError(f"{value!r} starts with '-': ssh would read it as an option", key=key)
 
 
 class RsyncFailed(BuildError):
@@ -60,6 +69,8 @@ class RsyncTarget(Target):
         *,
         key: str,
     ) -> None:
+        check_remote_name(target.host, key=f"{key}.host")
+        check_remote_name(target.user, key=f"{key}.user")
         self.host = target.host
         self.login = f"{target.user}@{target.host}" if target.user else target.host
         self.dest = join_path(target.path, prefix) if target.path else prefix
@@ -104,7 +115,7 @@ class RsyncTarget(Target):
     def remote(self, script: str, step: str) -> None:
         """Run a shell command on the server."""
         try:
-            run([*self.ssh, self.login, script], timeout=self.settings.timeout_seconds * 5)
+            run([*self.ssh, "--", self.login, script], timeout=self.settings.timeout_seconds * 5)
         except BuildError as err:
             raise publish_error(f"{step} on {self.location}: {err.message}", step="rsync") from err
 
@@ -133,7 +144,7 @@ class RsyncTarget(Target):
             "--out-format=%n", "--outbuf=L",
             f"--timeout={int(self.settings.timeout_seconds)}",
             "-e", shlex.join(self.ssh),
-            f"{stage}/", f"{self.login}:{self.dest}/",
+            "--", f"{stage}/", f"{self.login}:{self.dest}/",
         ]  # fmt: skip
         tools_log.debug("$ %s", shlex.join(cmd))
         with tempfile.TemporaryFile(dir=self.workdir) as errors:

@@ -32,6 +32,15 @@ def key_bytes(material: str, *, key: str = "gpg key") -> bytes:
         raise UserError("not an armoured or base64 GPG key", key=key) from None
 
 
+def insecure_location(location: str) -> bool:
+    """A URL other than https:// or file:// (http, ftp, …): anyone on the path may alter it.
+
+    Keys and `.flatpakrepo` files are what everything else is verified with.
+    """
+    text = location.strip().lower()
+    return "://" in text and not text.startswith(("https://", "file://"))
+
+
 def key_files(keys: Sequence[str], scratch: Path, *, key: str = "ostree.gpg_keys") -> list[Path]:
     """Each carried key written to `scratch` as a file, in order."""
     files: list[Path] = []

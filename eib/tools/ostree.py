@@ -74,8 +74,10 @@ def add_remote(
     collection_id: str = "",
     branches: Sequence[str] = (),
     private: bool = False,
+    verify: bool = True,
 ) -> None:
-    """(Re)create `remote` with GPG verification on and exactly `keys` trusted.
+    """(Re)create `remote` with GPG verification on (unless `verify` is false, which the
+    recipe must say explicitly) and exactly `keys` trusted.
 
     The remote is written into the repo's config file, not passed to
     `ostree remote add`: a URL may carry a password, and command lines are
@@ -84,7 +86,8 @@ def add_remote(
     """
     if remote_exists(repo, remote):
         ostree(["remote", "delete", f"--repo={repo}", remote])
-    lines = [f'[remote "{remote}"]', f"url={_keyfile_value(url)}", "gpg-verify=true"]
+    lines = [f'[remote "{remote}"]', f"url={_keyfile_value(url)}",
+             f"gpg-verify={'true' if verify else 'false'}"]
     if collection_id:
         lines.append(f"collection-id={_keyfile_value(collection_id)}")
     if branches:

@@ -99,6 +99,7 @@ def test_interpolation_after_merge_and_inside_add(write, hooks: Path) -> None:
           remotes:
             main:
               url: https://example.org/${build:series}
+              gpg_key: https://example.org/key.gpg
               apps: {add: ["org.${build:product}.App"]}
     """,
     )
@@ -131,7 +132,7 @@ def test_free_form_sections_reach_the_hook_environment(write, hooks: Path) -> No
           enable: True
         image: {hostname: host1}
         hooks: {image: {add: [10-a]}}
-        flatpak: {remotes: {flathub: {url: "https://x", apps: [org.A]}}}
+        flatpak: {remotes: {flathub: {url: "https://x", gpg_verify: false, apps: [org.A]}}}
     """,
     )
     env = compile_recipe(top, {"arch": "amd64", "product": "eos"}).plan.env

@@ -157,7 +157,9 @@ def recipe(tmp_path: Path, repos: Repos, server: Server) -> Callable[[str], Path
         text = (
             "eib: 1\n"
             "variant: {product: fptest, arch: amd64, personality: pt}\n"
-            f"ostree: {{url: 'http://127.0.0.1:9/ostree', ref: os/fptest{ostree_extra}}}\n"
+            # Never pulled here: the OS side is not what these tests verify.
+            "ostree: {url: 'http://127.0.0.1:9/ostree', gpg_verify: false, "
+            f"ref: os/fptest{ostree_extra}}}\n"
             "flatpak:\n" + textwrap.indent(body, "  ") + "\n"
         )
         path = tmp_path / "recipe.yaml"
