@@ -34,7 +34,7 @@ def farm_worker(
         Path | None, typer.Option("--cache-dir", help="Default /var/cache/eib-farm")
     ] = None,
     work_dir: Annotated[
-        Path | None, typer.Option("--work-dir", help="Default /var/tmp/eib-farm")
+        Path | None, typer.Option("--work-dir", help="Default /var/lib/eib/farm")
     ] = None,
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", help="Default <work-dir>/out")

@@ -54,7 +54,7 @@ def read_location(location: str, *, key: str) -> bytes:
         scheme = location.split("://", 1)[0].lower()
         if scheme not in ("https", "file"):
             raise UserError(
-                f"'{location}' is fetched over {scheme}; keys and repo files must come "
+                f"'{location}' is fetched without TLS; keys and .flatpakrepo files must come "
                 "from a local file or https",
                 key=key,
             )

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from eib import __version__
 from eib.compile.carried import fold_remote, hook_step, key_material
+from eib.compile.trust import check_trust
 from eib.errors import Origin, UserError
 from eib.execute.stages import PLAN_STAGES
 from eib.load.interpolate import Interpolator
@@ -356,6 +357,8 @@ def _plan(
         dirs = [local, *dirs] if legacy else [*dirs, local]
     dirs.append(("builtin", BUILTIN_HOOKS_DIR))
     hooks = _hooks(recipe, tree, dirs)
+    # Refused before a key or repo file is read: a blind remote, a key over http.
+    warnings = check_trust(recipe, tree)
     flatpak = recipe.flatpak
     flatpak = flatpak.model_copy(
         update={
@@ -384,9 +387,6 @@ def _plan(
         plan=f"{outversion}.plan.json",
     )
     secrets = _secret_refs(recipe, tree, private_refs)
-    from eib.compile.trust import check_trust
-
-    warnings = check_trust(recipe, tree)
     env = recipe_env(recipe)
     for var, name in _secret_option_env(recipe).items():
         if var in env:

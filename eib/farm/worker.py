@@ -18,9 +18,10 @@ from pathlib import Path
 from eib.errors import UserError
 from eib.farm.settings import ARCH_QUEUES, Tunables, check_broker, make_app, redact
 from eib.farm.slots import BaseDirs
+from eib.paths import DEFAULT_STATE_DIR
 
 DEFAULT_CACHE = Path("/var/cache/eib-farm")
-DEFAULT_WORK = Path("/var/tmp/eib-farm")
+DEFAULT_WORK = DEFAULT_STATE_DIR / "farm"  # root-owned, like every build dir
 
 
 def base_dirs(cache: Path | None, work: Path | None, output: Path | None) -> BaseDirs:

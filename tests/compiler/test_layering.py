@@ -99,7 +99,7 @@ def test_interpolation_after_merge_and_inside_add(write, hooks: Path) -> None:
           remotes:
             main:
               url: https://example.org/${build:series}
-              gpg_key: https://example.org/key.gpg
+              gpg_verify: false
               apps: {add: ["org.${build:product}.App"]}
     """,
     )

@@ -72,15 +72,16 @@ def test_keys_and_repo_files_over_plain_http_are_refused(
 
 
 def test_repo_file_without_gpgkey_is_refused_when_read(tmp_path: Path) -> None:
-    from eib.flatpak.remotes import resolve_remote
+    from eib.compile.carried import fold_remote
+    from eib.flatpak.remotes import remote_config
     from eib.model.recipe import FlatpakRemote
 
     repo_file = tmp_path / "apps.flatpakrepo"
     repo_file.write_text("[Flatpak Repo]\nUrl=https://apps.example.org\nTitle=Apps\n")
     remote = FlatpakRemote(repo_file=str(repo_file))
     with pytest.raises(UserError) as info:
-        resolve_remote("apps", remote, tmp_path, False)
+        fold_remote("apps", remote)
     assert info.value.key == "flatpak.remotes.apps.gpg_key"
-    unverified = resolve_remote("apps", FlatpakRemote(repo_file=str(repo_file), gpg_verify=False),
-                                tmp_path, False)
-    assert unverified.gpg_key is None
+    folded = fold_remote("apps", FlatpakRemote(repo_file=str(repo_file), gpg_verify=False))
+    assert folded.gpg_key == "" and folded.repo_file == ""
+    assert remote_config("apps", folded, False).gpg_key is None

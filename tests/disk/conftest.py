@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from eib.compile.compiler import compiler
+from eib.compile import compiler
 from eib.model.plan import Plan
 
 JAN_2026 = 1767225600  # 260101-000000

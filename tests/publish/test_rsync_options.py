@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from eib.errors import UserError
-from eib.model.recipe import PublishTarget
+from eib.model.recipe import RsyncTarget
 from eib.publish import publish_build
 
 
@@ -20,7 +20,7 @@ def test_host_or_user_starting_with_a_dash_never_reaches_ssh(
     hostile = f"-oProxyCommand=touch {canary}"
     values = {"host": "127.0.0.1", "user": "root", field: hostile}
     # A saved plan is not validated again: build the target as one would load it.
-    target = PublishTarget.model_construct(kind="rsync", path=str(tmp_path / "www"), **values)
+    target = RsyncTarget.model_construct(kind="rsync", path=str(tmp_path / "www"), **values)
     with pytest.raises(UserError) as info:
         publish_build(plan_for([target]), output_dir, {}, settings=pub.fast)
     assert info.value.key == f"publish.targets[0].{field}"

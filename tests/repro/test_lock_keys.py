@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from eib.demo.gpgkey import ensure_key, export_public_key, stop_agent
+from eib.demo.gpgkey import export_public_key, key_fingerprint, stop_agent
 
 from .conftest import REF, Served, eib, write_recipe
 
@@ -20,7 +20,13 @@ from .conftest import REF, Served, eib, write_recipe
 def new_key(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """The publisher's new signing key: (GNUPGHOME, fingerprint)."""
     home = tmp_path / "new-gnupg"
-    fingerprint = ensure_key(home)
+    home.mkdir(mode=0o700)
+    params = ("%no-protection\nKey-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\n"
+              "Name-Real: New Publisher Key\nExpire-Date: 0\n%commit\n")
+    subprocess.run(["gpg", "--batch", "--homedir", str(home), "--gen-key"], input=params,
+                   text=True, check=True, capture_output=True)
+    fingerprint = key_fingerprint(home)
+    assert fingerprint is not None
     yield home, fingerprint
     stop_agent(home)
 
