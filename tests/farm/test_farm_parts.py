@@ -53,9 +53,10 @@ def test_a_lost_lock_is_noticed(redis_url: str) -> None:
 
 
 def _plan(recipe: Path) -> Plan:
+    from eib.compile.compiler import CompileRequest
     from eib.farm.plans import compile_plans
 
-    return compile_plans(recipe, {}, [], None, [], None)[0]
+    return compile_plans(CompileRequest(recipe), [])[0]
 
 
 def test_the_marker_on_s3_and_in_a_directory(

@@ -30,7 +30,7 @@ from eib.demo.debian.apps import build_debian_flatpak_repo
 from eib.demo.debian.bootstrap import bootstrap
 from eib.demo.debian.layout import OS_VERSION, PRETTY_NAME, convert
 from eib.demo.debian.mirror import host_sources
-from eib.demo.gpgkey import ensure_key, export_public_key, stop_agent
+from eib.demo.gpgkey import KEY_FINGERPRINT, ensure_key, export_public_key, stop_agent
 from eib.demo.repo import COMMIT_TIMESTAMP, commit_tree
 
 log = logging.getLogger("eib.demo.debian")
@@ -116,10 +116,8 @@ def ensure_debian_dir(demo: Path, *, rebuild: bool = False) -> DebianPaths:
     directory = demo / "debian"
     gpg_homedir = demo / "gnupg"
     with _locked(directory):
-        from eib.demo.gpgkey import key_fingerprint
-
         stamp = _read_stamp(directory)
-        if not rebuild and _fresh(directory, stamp, key_fingerprint(gpg_homedir)):
+        if not rebuild and _fresh(directory, stamp, KEY_FINGERPRINT):
             assert stamp is not None
             return _paths(directory, stamp, gpg_homedir)
         stamp = _build(directory, gpg_homedir)
