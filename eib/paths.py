@@ -31,6 +31,7 @@ DEFAULT_OUTPUT_DIR = DEFAULT_STATE_DIR / "out"
 CACHE_DIR_ENV = "EIB_CACHE_DIR"
 WORK_DIR_ENV = "EIB_WORK_DIR"
 OUTPUT_DIR_ENV = "EIB_OUTPUT_DIR"
+DEMO_DIR_ENV = "EIB_DEMO_DIR"
 
 
 def _chosen(option: Path | None, env: str, default: Path | None) -> Path | None:
@@ -62,7 +63,12 @@ def output_dir(option: Path | None, work: Path) -> Path:
 
 
 def demo_dir(cache: Path | None = None) -> Path:
-    """The embedded demo OS and its repos, kept in the cache dir."""
+    """The embedded demo OS and its repos: $EIB_DEMO_DIR, else `demo` in the cache dir.
+
+    The demo is the same on every build of a host (fixed key and timestamp), so
+    builds with caches of their own (farm workers, tests) may share one."""
+    if os.environ.get(DEMO_DIR_ENV):
+        return Path(os.environ[DEMO_DIR_ENV]).absolute()
     return (cache or cache_dir()) / "demo"
 
 

@@ -7,9 +7,9 @@ it until it ends; the slot's dirs stay for the next build, so its OSTree
 repo and stage cache keep paying off.  A killed worker's lock goes with its
 process, so its slots are free again at once.
 
-The demo OS is the exception: its public key path is in the plan, so every
-slot links `demo` to the one the plan names (the submitting host's cache
-dir) instead of building its own copy.
+The demo OS is the exception: it is the same for every build, so every
+slot links `demo` to the worker's one demo dir (`demo` in its --cache-dir,
+or $EIB_DEMO_DIR) instead of building its own copy.
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def link_demo(plan: Plan, slot: Slot) -> None:
     """Point the slot's `demo` at the worker's one demo dir, so slots do not each build it."""
     if not plan.demo.serve:
         return
-    shared = slot.cache.parent / "demo"
+    from eib.paths import demo_dir
+
+    shared = demo_dir(slot.cache.parent)
     link = slot.cache / "demo"
     slot.cache.mkdir(parents=True, exist_ok=True)
     if link.resolve() == shared.resolve():
@@ -79,5 +81,5 @@ def link_demo(plan: Plan, slot: Slot) -> None:
         from eib.execute.mounts import remove_tree
 
         remove_tree(link)
-    shared.parent.mkdir(parents=True, exist_ok=True)
+    shared.mkdir(parents=True, exist_ok=True)  # a dangling link would fail the demo's mkdir
     link.symlink_to(shared, target_is_directory=True)

@@ -164,7 +164,8 @@ class Farm:
     def env(self, **extra: str) -> dict[str, str]:
         env = clean_env()
         env.update(TUNABLES)
-        env["EIB_CACHE_DIR"] = str(CACHE)  # the plans' demo is the shared test demo
+        env["EIB_CACHE_DIR"] = str(CACHE)
+        env["EIB_DEMO_DIR"] = str(CACHE / "demo")  # workers use the shared test demo
         env["SOURCE_DATE_EPOCH"] = EPOCH
         env.update(extra)
         return env

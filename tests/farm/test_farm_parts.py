@@ -150,3 +150,20 @@ def test_an_unreachable_broker_is_one_line_without_the_password() -> None:
     assert proc.returncode == 1
     assert "cannot reach the broker at redis://:***@127.0.0.1" in proc.stderr
     assert "hunter2" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_slots_link_the_one_demo_dir_even_before_it_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eib.demo.cache import _locked
+    from eib.farm.slots import BaseDirs, link_demo, take_slot
+
+    monkeypatch.delenv("EIB_DEMO_DIR", raising=False)
+    plan = _plan(write_recipe(tmp_path / "recipe.yaml", "http://127.0.0.1:9", "b", 8123))
+    base = BaseDirs(tmp_path / "cache", tmp_path / "work", tmp_path / "out")
+    with take_slot(base) as slot:
+        link_demo(plan, slot)
+        with _locked(slot.cache / "demo"):  # what the demo build does first
+            pass
+        assert (slot.cache / "demo").resolve() == (tmp_path / "cache" / "demo").resolve()
+        assert (tmp_path / "cache" / "demo" / ".lock").exists()
