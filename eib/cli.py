@@ -70,7 +70,8 @@ def plan(
         str | None, typer.Option("--explain", help="Show where section.key was set")
     ] = None,
     diff: Annotated[
-        Path | None, typer.Option("--diff", help="Compare with a saved plan JSON")
+        Path | None,
+        typer.Option("--diff", help="Compare with a saved plan JSON", readable=False),
     ] = None,
     matrix: Annotated[
         list[str] | None,
@@ -137,10 +138,12 @@ def schema() -> None:
 def run(
     variant: VariantArgs,
     recipe: Annotated[
-        Path | None, typer.Argument(help="Recipe YAML file, or a legacy config dir")
+        Path | None,
+        typer.Argument(help="Recipe YAML file, or a legacy config dir", readable=False),
     ] = None,
     plan_file: Annotated[
-        Path | None, typer.Option("--plan", help="Run a saved plan JSON instead of a recipe")
+        Path | None,
+        typer.Option("--plan", help="Run a saved plan JSON instead of a recipe", readable=False),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", "-n", help="Build everything but do not publish")
@@ -380,7 +383,10 @@ def convert(
 
 @app.command()
 def inspect(
-    image: Annotated[Path, typer.Argument(help="Disk image: .img, .img.gz, .img.xz or .img.zst")],
+    image: Annotated[
+        Path,
+        typer.Argument(help="Disk image: .img, .img.gz, .img.xz or .img.zst", readable=False),
+    ],
     json_: JsonOpt = False,
 ) -> None:
     """Show an image's partitions, file systems, deployments and boot entries."""

@@ -32,13 +32,21 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a value: section.key=value (repeatable)"),
 ]
+# Paths are `readable=False`: click's own check prints a three-line usage error;
+# the loaders refuse an unreadable file in one line naming it, as for any bad input.
 LocaldirOpt = Annotated[
-    Path | None, typer.Option("--localdir", "-d", help="Legacy local settings dir")
+    Path | None,
+    typer.Option("--localdir", "-d", help="Legacy local settings dir", readable=False),
 ]
 
-RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file, or a legacy config dir")]
+RecipeArg = Annotated[
+    Path, typer.Argument(help="Recipe YAML file, or a legacy config dir", readable=False)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-LockOpt = Annotated[Path | None, typer.Option("--lock", help="Use the commits `eib lock` pinned")]
+LockOpt = Annotated[
+    Path | None,
+    typer.Option("--lock", help="Use the commits `eib lock` pinned", readable=False),
+]
 
 _PARAMETERS = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)

@@ -9,17 +9,21 @@ localdir's.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from eib.errors import Origin, UserError, did_you_mean
-from eib.load.yamlfile import KeyPath, YamlDoc, load_yaml
+from eib.load.yamlfile import KeyPath, NotARecipe, YamlDoc, load_yaml
 from eib.model.recipe import ARCHES, KNOWN_SECTIONS
 from eib.variant import host_arch, series_of
 
 VARIANT_ATTRS = ("product", "branch", "arch", "platform", "personality")
 WHEN_ATTRS = (*VARIANT_ATTRS, "series")
 FILE_KEYS = ("eib", "extends", "variant", "overlays")
+# What a section name may be: `${section:key}` references and the legacy
+# `EIB_<SECTION>_<KEY>` variables need a plain word.
+SECTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 VARIANT_DEFAULTS = {"product": "eoscustom", "branch": "master", "personality": "base"}
 
 
@@ -44,10 +48,16 @@ def collect_files(top: Path) -> list[YamlDoc]:
             raise UserError(f"extends cycle: {chain}", origin=origin, key="extends")
         if real in seen:
             return
-        if not real.is_file():
+        if origin is not None and not real.exists():
             raise UserError(f"extended file not found: {path}", origin=origin, key="extends")
-        doc = load_yaml(real)
-        check_file_keys(doc)
+        try:
+            doc = load_yaml(real)
+            check_file_keys(doc)
+        except NotARecipe as err:
+            if origin is None:
+                raise
+            # Named where the mistake is: the extends entry that picked this file.
+            raise UserError(f"{err.origin}: {err.message}", origin=origin, key="extends") from None
         extends = doc.data.get("extends", [])
         if isinstance(extends, str):
             extends = [extends]
@@ -114,6 +124,14 @@ def check_file_keys(doc: YamlDoc) -> None:
 
 
 def check_section(key: str, value: Any, doc: YamlDoc, path: KeyPath) -> None:
+    """A known section, or a plausible name of one a hook reads, mapped to its keys."""
+    if key not in KNOWN_SECTIONS and not SECTION_NAME.fullmatch(key):
+        # Not echoed: the file may not be a recipe at all (extends: [/etc/shadow]).
+        raise NotARecipe(
+            "not a recipe: the key on this line is not a section name "
+            "(letters, digits, '_', '-' and '.')",
+            origin=doc.origin(path),
+        )
     if key not in KNOWN_SECTIONS:
         hint = did_you_mean(key, [*KNOWN_SECTIONS, *FILE_KEYS])
         if hint is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from eib.errors import Origin, UserError
+from eib.limits import MAX_RECIPE_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, check_length
 
 try:
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -42,34 +44,95 @@ class YamlDoc:
         return Origin(str(self.path), 1)
 
 
+class NotARecipe(UserError):
+    """The file as a whole cannot be a recipe: not a regular file, unreadable, too large,
+    not UTF-8, empty, or not a mapping of sections.
+
+    Raised apart from other errors so that, for a file named in `extends`, the
+    loader can report it at the `extends` entry that named the file.
+    """
+
+
+_FILE_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _check_regular(mode: int, path: Path) -> None:
+    if not stat.S_ISREG(mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "a special file")
+        raise NotARecipe(f"not a regular file ({kind})", origin=Origin(str(path)))
+
+
+def _check_size(size: int, path: Path) -> None:
+    if size > MAX_RECIPE_BYTES:
+        raise NotARecipe(
+            f"file is {size} bytes; a recipe may be at most {MAX_RECIPE_BYTES}",
+            origin=Origin(str(path)),
+        )
+
+
 def load_yaml(path: Path) -> YamlDoc:
-    """Read `path`; cached by (path, mtime, size) so a matrix parses each file once."""
+    """Read `path`; cached by (path, mtime, size) so a matrix parses each file once.
+
+    Only a regular file of at most MAX_RECIPE_BYTES is read: a FIFO or device
+    is refused from its `stat`, before it is opened (opening a FIFO blocks).
+    """
     try:
         st = os.stat(path)
     except FileNotFoundError:
         raise UserError("file not found", origin=Origin(str(path))) from None
+    except OSError as err:
+        raise NotARecipe(f"cannot read: {err.strerror}", origin=Origin(str(path))) from None
+    _check_regular(st.st_mode, path)
+    _check_size(st.st_size, path)
     return _load_cached(str(path), st.st_mtime_ns, st.st_size)
 
 
 @functools.lru_cache(maxsize=256)
 def _load_cached(path: str, _mtime: int, _size: int) -> YamlDoc:
-    text = Path(path).read_text(encoding="utf-8")
-    return parse_yaml(text, Path(path))
+    return parse_yaml(_read_text(Path(path)), Path(path))
+
+
+def _read_text(path: Path) -> str:
+    """The file's text; it is checked again once open, in case it changed since `stat`."""
+    try:
+        # O_NONBLOCK: a FIFO put in the file's place since `stat` must not hang the load.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as err:
+        raise NotARecipe(f"cannot read: {err.strerror}", origin=Origin(str(path))) from None
+    with os.fdopen(fd, "rb") as file:
+        st = os.fstat(file.fileno())
+        _check_regular(st.st_mode, path)
+        data = file.read(MAX_RECIPE_BYTES + 1)
+    _check_size(len(data), path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise NotARecipe(
+            f"not UTF-8 text (byte 0x{data[err.start]:02x})", origin=Origin(str(path), line)
+        ) from None
 
 
 def parse_yaml(text: str, path: Path) -> YamlDoc:
+    """`text` as a recipe file's data; an empty document or a non-mapping is NotARecipe."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        doc = YamlDoc(path, {})
         if node is None:
-            return doc
+            raise NotARecipe("recipe is empty", origin=Origin(str(path)))
         if not isinstance(node, yaml.MappingNode):
-            raise UserError(
+            raise NotARecipe(
                 "a recipe must be a mapping of sections",
                 origin=Origin(str(path), node.start_mark.line + 1),
             )
-        data = _convert(loader, node, (), doc)
+        doc = YamlDoc(path, {})
+        data = _Converter(loader, doc).convert(node, ())
         assert isinstance(data, dict)
         doc.data = data
         return doc
@@ -84,33 +147,74 @@ def parse_yaml(text: str, path: Path) -> YamlDoc:
         loader.dispose()
 
 
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, doc: YamlDoc) -> Any:
-    if isinstance(node, yaml.MappingNode):
+class _Converter:
+    """Nodes to plain data, recording each key's line, with bounded expansion.
+
+    Every value built counts, including each reuse of an aliased node, so an
+    alias bomb or a self-referring alias stops at MAX_YAML_NODES or
+    MAX_YAML_DEPTH with the line where it was reached.
+    """
+
+    def __init__(self, loader: yaml.SafeLoader, doc: YamlDoc) -> None:
+        self.loader = loader
+        self.doc = doc
+        self.count = 0
+
+    def _where(self, node: yaml.Node) -> Origin:
+        return Origin(str(self.doc.path), node.start_mark.line + 1)
+
+    def convert(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.count += 1
+        if self.count > MAX_YAML_NODES:
+            raise UserError(
+                f"the document expands to more than {MAX_YAML_NODES} values "
+                "(aliases repeated too often?)",
+                origin=self._where(node),
+                key=dotted(path) or None,
+            )
+        if len(path) > MAX_YAML_DEPTH:
+            raise UserError(
+                f"nested more than {MAX_YAML_DEPTH} levels deep (an alias that refers to itself?)",
+                origin=self._where(node),
+                key=dotted(path) or None,
+            )
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for index, item in enumerate(node.value):
+                self.doc.origins[(*path, index)] = self._where(item)
+                items.append(self.convert(item, (*path, index)))
+            return items
+        value = self.loader.construct_object(node, deep=True)
+        if isinstance(value, str):
+            check_length(value, origin=self._where(node), key=dotted(path) or None)
+        return value
+
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
+            origin = self._where(key_node)
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise UserError(
                     "YAML merge keys ('<<') are not supported; use extends: or overlays:",
-                    origin=Origin(str(doc.path), key_node.start_mark.line + 1),
+                    origin=origin,
                 )
-            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise UserError(
+                    "a key must be a plain value, not a mapping or a list",
+                    origin=origin,
+                    key=dotted(path) or None,
+                )
+            key = self.loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 key = str(key).lower() if isinstance(key, bool) else str(key)
-            line = key_node.start_mark.line + 1
+            check_length(key, origin=origin, key=dotted(path) or None)
             if key in result:
-                raise UserError(
-                    "duplicate key", origin=Origin(str(doc.path), line), key=_dotted((*path, key))
-                )
-            doc.origins[(*path, key)] = Origin(str(doc.path), line)
-            result[key] = _convert(loader, value_node, (*path, key), doc)
+                raise UserError("duplicate key", origin=origin, key=_dotted((*path, key)))
+            self.doc.origins[(*path, key)] = origin
+            result[key] = self.convert(value_node, (*path, key))
         return result
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for index, item in enumerate(node.value):
-            doc.origins[(*path, index)] = Origin(str(doc.path), item.start_mark.line + 1)
-            items.append(_convert(loader, item, (*path, index), doc))
-        return items
-    return loader.construct_object(node, deep=True)
 
 
 def _dotted(path: KeyPath) -> str:

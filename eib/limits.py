@@ -1,0 +1,54 @@
+"""How big an input may be, stated once.
+
+Recipes are small, hand-written files.  Anything far larger is a mistake (a
+disk image named as a recipe, a runaway `--set`, a YAML alias bomb) and is
+refused while loading, with the file, line and key, instead of exhausting
+memory or failing later when a hook cannot be started.
+"""
+
+from __future__ import annotations
+
+from eib.errors import Origin, UserError
+
+MAX_RECIPE_BYTES = 4 * 1024 * 1024
+"""A recipe or `extends` file larger than this is refused before it is parsed.
+
+Real recipes are a few KiB; a converted legacy tree a few hundred.  Parsing
+keeps the whole document (and its node graph) in memory, so the file size
+bounds the memory a load may take.
+"""
+
+MAX_VALUE_CHARS = 64 * 1024
+"""The longest string a recipe value, `--set` value or variant attribute may be.
+
+Values reach hooks as `EIB_*` environment variables, and Linux refuses to
+start a program when one variable is longer than MAX_ARG_STRLEN (128 KiB),
+with "Argument list too long" in the middle of a build.  Half of that leaves
+room for the variable's name and for a value joined from a list.
+"""
+
+MAX_YAML_NODES = 100_000
+"""The most values (mappings, lists and scalars) one YAML file may expand to.
+
+Aliases (`*name`) reuse a node without copying it, so a small file can
+expand to billions of values ("billion laughs"); counting the values as they
+are built stops that long before memory runs out.
+"""
+
+MAX_YAML_DEPTH = 64
+"""The deepest nesting of mappings and lists in a YAML file (a recipe needs about 5).
+
+It also stops an alias that refers to itself (`&a [*a]`), which would nest
+forever.
+"""
+
+
+def check_length(value: str, *, origin: Origin | None, key: str | None) -> None:
+    """Refuse a string longer than MAX_VALUE_CHARS, naming where it was set (never echoing it)."""
+    if len(value) > MAX_VALUE_CHARS:
+        raise UserError(
+            f"value is {len(value)} characters long; the limit is {MAX_VALUE_CHARS} "
+            "(values reach hooks as environment variables)",
+            origin=origin,
+            key=key,
+        )
