@@ -13,15 +13,56 @@ import platform as host_platform
 import re
 import time
 
-from eib.errors import UserError
+from eib.errors import Origin, UserError, did_you_mean
+from eib.limits import MAX_VALUE_CHARS
 from eib.model.recipe import ARCHES
 
 # Debian architecture names (the recipe's) → Flatpak's and the kernel's.
 FLATPAK_ARCHES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i386"}
 _HOST_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
-__all__ = ["ARCHES", "FLATPAK_ARCHES", "build_version", "host_arch", "series_of",
-           "source_date_epoch"]
+__all__ = ["ARCHES", "FLATPAK_ARCHES", "build_version", "check_variant_value", "host_arch",
+           "series_of", "source_date_epoch"]
+
+
+def check_variant_value(
+    attr: str, value: str, *, origin: Origin | None = None, key: str | None = None
+) -> None:
+    """Refuse a value that cannot be this attribute, naming where it came from.
+
+    Variant attributes become parts of file names (`<product>-<branch>-...img`,
+    `personality/<value>.ini`, publish paths), so a value must be one plain
+    name: no '/', no leading '.' or '-', no white space or control characters.
+    `key` is what the user wrote it as (`--arch`, `variant.arch`), `origin`
+    the file and line, when it came from a file.
+    """
+    key = key or attr
+    if len(value) > MAX_VALUE_CHARS:
+        raise UserError(
+            f"{attr} is {len(value)} characters long; the limit is {MAX_VALUE_CHARS}",
+            origin=origin,
+            key=key,
+        )
+    if attr == "arch" and value not in ARCHES:
+        raise UserError(
+            f"unsupported arch {value!r} (one of {', '.join(ARCHES)})",
+            origin=origin,
+            key=key,
+            hint=did_you_mean(value, ARCHES),
+        )
+    if (
+        not value
+        or value[0] in ".-"
+        or "/" in value
+        or "\\" in value
+        or any(c.isspace() or not c.isprintable() for c in value)
+    ):
+        raise UserError(
+            f"invalid {attr} {value!r}: it names files, so it must be one plain name "
+            "(no '/', no leading '.' or '-', no spaces)",
+            origin=origin,
+            key=key,
+        )
 
 
 def host_arch(machine: str | None = None) -> str:

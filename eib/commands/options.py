@@ -76,8 +76,12 @@ class VariantArgs:
         return bool(self.variant or self.sets or self.localdir)
 
     def request(self, recipe: Path, lock: Path | None = None) -> CompileRequest:
+        """The compile request; a bad attribute is refused here, named as its option."""
         from eib.compile.compiler import CompileRequest
+        from eib.variant import check_variant_value
 
+        for attr, value in self.variant.items():
+            check_variant_value(attr, value, key=f"--{attr}")
         return CompileRequest(recipe, dict(self.variant), self.sets, self.localdir, lock)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from eib.compile.compiler import CompileRequest, CompileResult, compile_plan
 from eib.errors import UserError
 from eib.load.layers import VARIANT_ATTRS
+from eib.variant import check_variant_value
 
 
 def run_validate(request: CompileRequest) -> None:
@@ -61,6 +62,8 @@ def parse_matrix(items: list[str]) -> list[tuple[str, list[str]]]:
                 f"{', '.join(VARIANT_ATTRS)}"
             )
         axes.append((attr, [v for v in values.split(",") if v]))
+        for value in axes[-1][1]:
+            check_variant_value(attr, value, key=f"--matrix {attr}")
     return axes
 
 

@@ -16,12 +16,25 @@ def resolve_dirs(
     """The run's dirs (option, else environment, else default), checked not to nest badly."""
     cache, work = paths.cache_dir(cache_dir), paths.work_dir(work_dir)
     output = paths.output_dir(output_dir, work)
+    for option, path in (("--cache-dir", cache), ("--work-dir", work), ("--output-dir", output)):
+        _check_dir(path, option)
     if output != work and work.is_relative_to(output):
         raise UserError(f"the work dir {work} must not be inside the output dir {output}")
     if cache.is_relative_to(work) or work.is_relative_to(cache):
         raise UserError(f"the cache dir {cache} and the work dir {work} must not nest",
                         key="--work-dir")
     return cache, work, output
+
+
+def _check_dir(path: Path, option: str) -> None:
+    """A build dir is a directory or does not exist yet: refused before anything is built."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} exists and is not a directory", key=option)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{parent} is not a directory", key=option)
+            break
 
 
 def load_plan(

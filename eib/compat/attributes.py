@@ -45,7 +45,7 @@ def resolve_variant(variant: dict[str, str]) -> dict[str, str]:
     if arch not in SUPPORTED_ARCHES:
         raise UserError(
             f"unsupported arch '{arch}' (supported: {', '.join(SUPPORTED_ARCHES)})",
-            key="arch",
+            key="--arch",
             hint=did_you_mean(arch, SUPPORTED_ARCHES),
         )
     values = {
@@ -57,7 +57,7 @@ def resolve_variant(variant: dict[str, str]) -> dict[str, str]:
     }
     for name, value in values.items():
         if "/" in value or value.startswith(".") or not value.strip():
-            raise UserError(f"'{value}' cannot name a config file", key=name)
+            raise UserError(f"'{value}' cannot name a config file", key=f"--{name}")
     return values
 
 

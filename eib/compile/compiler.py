@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import ValidationError
 
 from eib import __version__
@@ -21,11 +20,12 @@ from eib.compile.carried import fold_remote, hook_step, key_material
 from eib.compile.trust import check_trust
 from eib.errors import Origin, UserError
 from eib.execute.stages import PLAN_STAGES
+from eib.limits import check_length
 from eib.load.interpolate import Interpolator
-from eib.load.layers import collect_files, resolve_variant, select_layers
+from eib.load.layers import FILE_KEYS, collect_files, resolve_variant, select_layers
 from eib.load.merge import Event, Tree, merge_into
 from eib.load.validation import recipe_error
-from eib.load.yamlfile import KeyPath
+from eib.load.yamlfile import KeyPath, parse_value
 from eib.model.plan import (
     CACHEDIR_TOKEN,
     HookStep,
@@ -35,7 +35,7 @@ from eib.model.plan import (
     SecretRef,
     Stage,
 )
-from eib.model.recipe import HOOK_GROUPS, Recipe
+from eib.model.recipe import HOOK_GROUPS, FlatpakRemote, Recipe
 from eib.paths import BUILTIN_HOOKS_DIR, SYSCONFDIR
 from eib.variant import FLATPAK_ARCHES, build_version, source_date_epoch
 
@@ -206,16 +206,19 @@ def _seed_interpolated_defaults(tree: Tree) -> None:
 def _apply_sets(tree: Tree, sets: list[str]) -> None:
     for item in sets:
         key, sep, text = item.partition("=")
+        # Checked before the item is parsed or echoed in any message.
+        check_length(key, origin=None, key="--set")
+        check_length(text, origin=None, key=f"--set {key}")
         origin = Origin(f"--set {item}")
         if not sep or not key or any(not part for part in key.split(".")):
             raise UserError("expected --set section.key=value", origin=origin)
-        try:
-            value = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError:
-            value = text
+        value = parse_value(text, "--set", tuple(key.split("."))) if text else ""
         parts: KeyPath = tuple(key.split("."))
-        if parts[0] == "build":
+        if parts[0] in ("build", "variant"):
             raise UserError("set the variant with --product/--branch/... options", origin=origin)
+        if parts[0] in FILE_KEYS:
+            raise UserError(f"'{parts[0]}' belongs to a recipe file; --set changes sections",
+                            origin=origin)
         if parts[0] == "secrets":
             # Never echo the item: its value is the secret.
             raise UserError(
@@ -335,6 +338,18 @@ def _added_at(tree: Tree, path: KeyPath, value: str) -> Origin | None:
     return tree.origin(path)
 
 
+def _fold_remote(name: str, remote: FlatpakRemote, tree: Tree) -> FlatpakRemote:
+    """`fold_remote`, its errors placed at the recipe line of the key (or of the remote)."""
+    try:
+        return fold_remote(name, remote)
+    except UserError as err:
+        if err.origin is not None or err.key is None:
+            raise
+        field = err.key.rpartition(".")[2]
+        origin = tree.origin(("flatpak", "remotes", name, field))
+        raise UserError(err.message, origin=origin, key=err.key, hint=err.hint) from None
+
+
 def _plan(
     path: Path,
     recipe_dir: Path,
@@ -363,7 +378,7 @@ def _plan(
     flatpak = flatpak.model_copy(
         update={
             "arch": flatpak.arch or FLATPAK_ARCHES[build.arch],
-            "remotes": {n: fold_remote(n, r) for n, r in flatpak.remotes.items()},
+            "remotes": {n: _fold_remote(n, r, tree) for n, r in flatpak.remotes.items()},
         }
     )
     ostree = recipe.ostree

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from eib.errors import Origin, UserError
+from eib.limits import check_length
 from eib.load.merge import ListValue, Tree
 from eib.load.yamlfile import KeyPath, dotted
 
@@ -98,7 +99,11 @@ class Interpolator:
                 )
             return _as_text(self._reference(match.group(1), path, origin))
 
-        return _TOKEN.sub(substitute, value)
+        expanded = _TOKEN.sub(substitute, value)
+        # Each value is checked as it is expanded, so references that double a
+        # value at every step stop at the first one over the limit.
+        check_length(expanded, origin=origin, key=dotted(path))
+        return expanded
 
     def _reference(self, ref: str, path: KeyPath, origin: Origin | None) -> Any:
         if ":" in ref:

@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 
 from eib.errors import Origin, UserError, did_you_mean
 from eib.load.yamlfile import KeyPath, NotARecipe, YamlDoc, load_yaml
-from eib.model.recipe import ARCHES, KNOWN_SECTIONS
-from eib.variant import host_arch, series_of
+from eib.model.recipe import KNOWN_SECTIONS
+from eib.variant import check_variant_value, host_arch, series_of
 
 VARIANT_ATTRS = ("product", "branch", "arch", "platform", "personality")
 WHEN_ATTRS = (*VARIANT_ATTRS, "series")
@@ -169,40 +169,38 @@ def check_when(when: Any, doc: YamlDoc, path: KeyPath) -> None:
 
 
 def resolve_variant(docs: list[YamlDoc], given: dict[str, str]) -> dict[str, str]:
-    """Defaults ← every file's `variant:` in order ← the command line."""
+    """Defaults ← every file's `variant:` in order ← the command line.
+
+    Each value is checked where it was written: a file's at its line, the
+    command line's as the option (`--arch`) that gave it.
+    """
     variant: dict[str, str] = dict(VARIANT_DEFAULTS)
     for doc in docs:
         section = doc.data.get("variant") or {}
         if not isinstance(section, dict):
             raise UserError("expected a mapping", origin=doc.origin(("variant",)), key="variant")
         for key, value in section.items():
+            origin = doc.origin(("variant", key))
             if key not in VARIANT_ATTRS:
                 raise UserError(
                     f"unknown variant attribute '{key}'",
-                    origin=doc.origin(("variant", key)),
+                    origin=origin,
                     key=f"variant.{key}",
                     hint=did_you_mean(str(key), VARIANT_ATTRS),
                 )
             if not isinstance(value, str):
                 raise UserError(
-                    f"expected a string, got {value!r}",
-                    origin=doc.origin(("variant", key)),
-                    key=f"variant.{key}",
+                    f"expected a string, got {value!r}", origin=origin, key=f"variant.{key}"
                 )
+            if key not in given:
+                check_variant_value(key, value, origin=origin, key=f"variant.{key}")
             variant[key] = value
+    for key, value in given.items():
+        check_variant_value(key, value, key=f"--{key}")
     variant.update(given)
     if "arch" not in variant:
         variant["arch"] = host_arch()
-    if variant["arch"] not in ARCHES:
-        raise UserError(
-            f"unsupported arch '{variant['arch']}' (one of {', '.join(ARCHES)})",
-            key="arch",
-            hint=did_you_mean(variant["arch"], ARCHES),
-        )
     variant.setdefault("platform", variant["arch"])
-    for attr in VARIANT_ATTRS:
-        if not variant[attr] or "/" in variant[attr]:
-            raise UserError(f"invalid {attr} {variant[attr]!r}", key=attr)
     variant["series"] = series_of(variant["branch"])
     return variant
 

@@ -47,6 +47,17 @@ def recipe_error(err: ValidationError, tree: Tree) -> UserError:
             origin=_list_item_origin(tree, loc, value),
             key=dotted(loc[:2]),
         )
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        from eib.model.recipe import TARGET_MODELS
+
+        kinds = ", ".join(TARGET_MODELS)
+        told = (value or {}).get("kind") if isinstance(value, dict) else None
+        message = f"unknown kind {told!r}" if kind == "union_tag_invalid" else "no 'kind'"
+        return UserError(
+            f"{message}: a target needs kind: one of {kinds}{more}",
+            origin=_origin(tree, loc),
+            key=dotted(loc),
+        )
     if kind == "missing":
         return UserError(
             f"missing required key '{loc[-1]}'{more}",

@@ -147,6 +147,24 @@ def parse_yaml(text: str, path: Path) -> YamlDoc:
         loader.dispose()
 
 
+def parse_value(text: str, label: str, prefix: KeyPath = ()) -> Any:
+    """One YAML value given outside a file (`--set key=value`), with the same bounds.
+
+    Text that is not YAML is taken as the string it is, as a shell user means it.
+    """
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        converter = _Converter(loader, YamlDoc(Path(label), {}), Origin(label))
+        return converter.convert(node, prefix)
+    except yaml.YAMLError:
+        return text
+    finally:
+        loader.dispose()
+
+
 class _Converter:
     """Nodes to plain data, recording each key's line, with bounded expansion.
 
@@ -155,28 +173,37 @@ class _Converter:
     MAX_YAML_DEPTH with the line where it was reached.
     """
 
-    def __init__(self, loader: yaml.SafeLoader, doc: YamlDoc) -> None:
+    def __init__(self, loader: yaml.SafeLoader, doc: YamlDoc, origin: Origin | None = None) -> None:
         self.loader = loader
         self.doc = doc
+        self.origin = origin  # all of a value given on the command line has one origin
         self.count = 0
+        self.depth = 0
 
     def _where(self, node: yaml.Node) -> Origin:
-        return Origin(str(self.doc.path), node.start_mark.line + 1)
+        return self.origin or Origin(str(self.doc.path), node.start_mark.line + 1)
 
     def convert(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.depth += 1
+        try:
+            return self._convert(node, path)
+        finally:
+            self.depth -= 1
+
+    def _convert(self, node: yaml.Node, path: KeyPath) -> Any:
         self.count += 1
         if self.count > MAX_YAML_NODES:
             raise UserError(
                 f"the document expands to more than {MAX_YAML_NODES} values "
                 "(aliases repeated too often?)",
                 origin=self._where(node),
-                key=dotted(path) or None,
+                key=dotted(path[:3]) or None,
             )
-        if len(path) > MAX_YAML_DEPTH:
+        if self.depth > MAX_YAML_DEPTH:
             raise UserError(
                 f"nested more than {MAX_YAML_DEPTH} levels deep (an alias that refers to itself?)",
                 origin=self._where(node),
-                key=dotted(path) or None,
+                key=dotted(path[:3]) or None,
             )
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
