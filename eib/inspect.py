@@ -31,18 +31,52 @@ ROLE_BY_TYPE = {
 }
 
 
+# The first bytes of each compressed format, checked before a decompressor runs,
+# so a file that is not one is bad input rather than a failed tool.
+COMPRESSED_MAGIC = {
+    "gz": b"\x1f\x8b",
+    "xz": b"\xfd7zXZ\x00",
+    "zstd": b"\x28\xb5\x2f\xfd",
+}
+# Every partition table eib writes (dos, and GPT's protective MBR) ends sector 0 so.
+BOOT_SIGNATURE_OFFSET = 510
+BOOT_SIGNATURE = b"\x55\xaa"
+
+
+def _head(path: Path, size: int) -> bytes:
+    with path.open("rb") as file:
+        return file.read(size)
+
+
 @contextmanager
 def raw_image(path: Path) -> Iterator[Path]:
-    """`path` itself, or a temporary decompressed copy of a .gz/.xz/.zst image."""
-    if not path.is_file():
+    """`path` itself, or a temporary decompressed copy of a .gz/.xz/.zst image.
+
+    Either way it is checked to hold a partition table, so that `eib inspect`
+    of any other file is an error naming it, not a failed sfdisk.
+    """
+    if not path.exists():
         raise UserError(f"{path}: no such image file")
-    if compress.by_suffix(path) is None:
+    if not path.is_file():
+        raise UserError(f"{path}: not a disk image (not a regular file)")
+    kind = compress.by_suffix(path)
+    if kind is None:
+        _check_partition_table(path, path)
         yield path
         return
+    if not _head(path, 8).startswith(COMPRESSED_MAGIC[kind.kind]):
+        raise UserError(f"{path}: not a disk image (not {kind.kind}-compressed)")
     with tempfile.TemporaryDirectory(prefix="eib-inspect-") as tmp:
         dest = Path(tmp) / path.name.rsplit(".", 1)[0]
         compress.decompress_file(path, dest)
+        _check_partition_table(dest, path)
         yield dest
+
+
+def _check_partition_table(raw: Path, named: Path) -> None:
+    end = BOOT_SIGNATURE_OFFSET + len(BOOT_SIGNATURE)
+    if _head(raw, end)[BOOT_SIGNATURE_OFFSET:end] != BOOT_SIGNATURE:
+        raise UserError(f"{named}: not a disk image (no partition table)")
 
 
 def probe_fs(image: Path, offset: int) -> str | None:
