@@ -1,12 +1,17 @@
-"""How big an input may be, stated once.
+"""How big an input may be, and how a file the user names is read, stated once.
 
-Recipes are small, hand-written files.  Anything far larger is a mistake (a
-disk image named as a recipe, a runaway `--set`, a YAML alias bomb) and is
-refused while loading, with the file, line and key, instead of exhausting
-memory or failing later when a hook cannot be started.
+Recipes and lock files are small, hand-written or generated files.  Anything
+far larger is a mistake (a disk image named as a recipe, a runaway `--set`, a
+YAML alias bomb) and is refused while loading, with the file, line and key,
+instead of exhausting memory or failing later when a hook cannot be started.
+Likewise a FIFO or device named as one is refused, never read.
 """
 
 from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
 
 from eib.errors import Origin, UserError
 
@@ -52,3 +57,38 @@ def check_length(value: str, *, origin: Origin | None, key: str | None) -> None:
             origin=origin,
             key=key,
         )
+
+
+_FILE_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def read_input(path: Path, *, limit: int, error: type[UserError] = UserError) -> bytes:
+    """The bytes of the regular file `path`, at most `limit` of them, or `error` naming it.
+
+    Opened with O_NONBLOCK so that a FIFO (which would block until a writer
+    comes) is refused from its `fstat` like a directory or a device.
+    """
+    origin = Origin(str(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise error("file not found", origin=origin) from None
+    except IsADirectoryError:
+        raise error("not a regular file (a directory)", origin=origin) from None
+    except OSError as err:
+        raise error(f"cannot read: {err.strerror}", origin=origin) from None
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(file.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(mode), "a special file")
+            raise error(f"not a regular file ({kind})", origin=origin)
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise error(f"file is larger than the {limit} bytes allowed", origin=origin)
+    return data

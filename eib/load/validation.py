@@ -50,11 +50,11 @@ def recipe_error(err: ValidationError, tree: Tree) -> UserError:
     if kind in ("union_tag_not_found", "union_tag_invalid"):
         from eib.model.recipe import TARGET_MODELS
 
-        kinds = ", ".join(TARGET_MODELS)
+        kinds = ", ".join(repr(k) for k in TARGET_MODELS)
         told = (value or {}).get("kind") if isinstance(value, dict) else None
         message = f"unknown kind {told!r}" if kind == "union_tag_invalid" else "no 'kind'"
         return UserError(
-            f"{message}: a target needs kind: one of {kinds}{more}",
+            f"{message}: a target's kind is one of {kinds}{more}",
             origin=_origin(tree, loc),
             key=dotted(loc),
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,13 @@ from typing import Any
 import yaml
 
 from eib.errors import Origin, UserError
-from eib.limits import MAX_RECIPE_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, check_length
+from eib.limits import (
+    MAX_RECIPE_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+    check_length,
+    read_input,
+)
 
 try:
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -53,34 +58,10 @@ class NotARecipe(UserError):
     """
 
 
-_FILE_KINDS = {
-    stat.S_IFDIR: "a directory",
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-}
-
-
-def _check_regular(mode: int, path: Path) -> None:
-    if not stat.S_ISREG(mode):
-        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "a special file")
-        raise NotARecipe(f"not a regular file ({kind})", origin=Origin(str(path)))
-
-
-def _check_size(size: int, path: Path) -> None:
-    if size > MAX_RECIPE_BYTES:
-        raise NotARecipe(
-            f"file is {size} bytes; a recipe may be at most {MAX_RECIPE_BYTES}",
-            origin=Origin(str(path)),
-        )
-
-
 def load_yaml(path: Path) -> YamlDoc:
     """Read `path`; cached by (path, mtime, size) so a matrix parses each file once.
 
-    Only a regular file of at most MAX_RECIPE_BYTES is read: a FIFO or device
-    is refused from its `stat`, before it is opened (opening a FIFO blocks).
+    Only a regular file of at most MAX_RECIPE_BYTES is read (`read_input`).
     """
     try:
         st = os.stat(path)
@@ -88,35 +69,20 @@ def load_yaml(path: Path) -> YamlDoc:
         raise UserError("file not found", origin=Origin(str(path))) from None
     except OSError as err:
         raise NotARecipe(f"cannot read: {err.strerror}", origin=Origin(str(path))) from None
-    _check_regular(st.st_mode, path)
-    _check_size(st.st_size, path)
     return _load_cached(str(path), st.st_mtime_ns, st.st_size)
 
 
 @functools.lru_cache(maxsize=256)
 def _load_cached(path: str, _mtime: int, _size: int) -> YamlDoc:
-    return parse_yaml(_read_text(Path(path)), Path(path))
-
-
-def _read_text(path: Path) -> str:
-    """The file's text; it is checked again once open, in case it changed since `stat`."""
+    data = read_input(Path(path), limit=MAX_RECIPE_BYTES, error=NotARecipe)
     try:
-        # O_NONBLOCK: a FIFO put in the file's place since `stat` must not hang the load.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as err:
-        raise NotARecipe(f"cannot read: {err.strerror}", origin=Origin(str(path))) from None
-    with os.fdopen(fd, "rb") as file:
-        st = os.fstat(file.fileno())
-        _check_regular(st.st_mode, path)
-        data = file.read(MAX_RECIPE_BYTES + 1)
-    _check_size(len(data), path)
-    try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise NotARecipe(
-            f"not UTF-8 text (byte 0x{data[err.start]:02x})", origin=Origin(str(path), line)
+            f"not UTF-8 text (byte 0x{data[err.start]:02x})", origin=Origin(path, line)
         ) from None
+    return parse_yaml(text, Path(path))
 
 
 def parse_yaml(text: str, path: Path) -> YamlDoc:
@@ -147,10 +113,12 @@ def parse_yaml(text: str, path: Path) -> YamlDoc:
         loader.dispose()
 
 
-def parse_value(text: str, label: str, prefix: KeyPath = ()) -> Any:
-    """One YAML value given outside a file (`--set key=value`), with the same bounds.
+def parse_value(text: str, label: str, prefix: KeyPath = (), *, strict: bool = False) -> Any:
+    """One YAML value without line records (`--set key=value`, a lock file), with the same
+    bounds on expansion and length as a recipe file.
 
-    Text that is not YAML is taken as the string it is, as a shell user means it.
+    Text that is not YAML is taken as the string it is, as a shell user means
+    it; `strict` raises the YAMLError instead.
     """
     loader = _Loader(text)
     try:
@@ -160,6 +128,8 @@ def parse_value(text: str, label: str, prefix: KeyPath = ()) -> Any:
         converter = _Converter(loader, YamlDoc(Path(label), {}), Origin(label))
         return converter.convert(node, prefix)
     except yaml.YAMLError:
+        if strict:
+            raise
         return text
     finally:
         loader.dispose()

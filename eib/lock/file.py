@@ -20,6 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eib.errors import Origin, UserError
+from eib.limits import MAX_RECIPE_BYTES, read_input
+from eib.load.yamlfile import parse_value
 
 LOCK_FORMAT: Literal[1] = 1
 LOCK_SUFFIX = ".lock"
@@ -103,15 +105,18 @@ def write_lock(lock: LockFile, path: Path) -> None:
 def read_lock(path: Path) -> LockFile:
     """Parse and validate a lock file; every problem is a UserError naming the file."""
     origin = Origin(str(path))
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+    if not path.exists():
         raise UserError("lock file not found", origin=origin,
-                        hint="create it with `eib lock RECIPE`") from None
-    except OSError as err:
-        raise UserError(f"cannot read lock file: {err.strerror}", origin=origin) from None
+                        hint="create it with `eib lock RECIPE`")
+    raw = read_input(path, limit=MAX_RECIPE_BYTES)
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        where = Origin(str(path), line)
+        raise UserError("not a lock file (not UTF-8 text)", origin=where) from None
+    try:
+        data = parse_value(text, str(path), strict=True)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = Origin(str(path), mark.line + 1) if mark is not None else origin
