@@ -83,11 +83,12 @@ def read_input(path: Path, *, limit: int, error: type[UserError] = UserError) ->
         raise error("not a regular file (a directory)", origin=origin) from None
     except OSError as err:
         raise error(f"cannot read: {err.strerror}", origin=origin) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "a special file")
+        raise error(f"not a regular file ({kind})", origin=origin)
     with os.fdopen(fd, "rb") as file:
-        mode = os.fstat(file.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            kind = _FILE_KINDS.get(stat.S_IFMT(mode), "a special file")
-            raise error(f"not a regular file ({kind})", origin=origin)
         data = file.read(limit + 1)
     if len(data) > limit:
         raise error(f"file is larger than the {limit} bytes allowed", origin=origin)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from eib import paths
@@ -28,13 +30,17 @@ def resolve_dirs(
 
 def _check_dir(path: Path, option: str) -> None:
     """A build dir is a directory or does not exist yet: refused before anything is built."""
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{path} exists and is not a directory", key=option)
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{parent} is not a directory", key=option)
-            break
+    for candidate in (path, *path.parents):
+        try:
+            mode = os.stat(candidate).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # not there yet: look at what would hold it
+        except OSError:
+            return  # e.g. not allowed to look: creating the dir reports that
+        if not stat.S_ISDIR(mode):
+            what = "exists and is not a directory" if candidate == path else "is not a directory"
+            raise UserError(f"{candidate} {what}", key=option)
+        return
 
 
 def load_plan(
