@@ -98,7 +98,27 @@ def boot_image(
     log_file: Path | None = None,
     memory: int = 1024,
 ) -> BootResult:
-    """Boot `image` (raw, or .gz/.xz/.zst) and wait for `expect` on the console."""
+    """Boot `image` (raw, or .gz/.xz/.zst) and wait for `expect` on the console.
+
+    A signal (`Interrupted`) ends QEMU and removes the temporary raw copy and
+    firmware variables on its way out, like any other way this returns.
+    """
+    from eib.interrupt import Interrupted
+
+    try:
+        return _boot(image, firmware, timeout, expect, log_file, memory)
+    except Interrupted as err:
+        raise err.located("boot") from None
+
+
+def _boot(
+    image: Path,
+    firmware: Firmware,
+    timeout: float,
+    expect: str | None,
+    log_file: Path | None,
+    memory: int,
+) -> BootResult:
     if firmware not in ("uefi", "bios"):
         raise UserError(f"--firmware must be uefi or bios, not '{firmware}'")
     if firmware == "uefi" and not OVMF_CODE.is_file():

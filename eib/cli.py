@@ -420,15 +420,26 @@ app.add_typer(farm_app, name="farm")
 
 
 def main() -> None:
-    """Run the CLI on sys.argv; eib's own errors become one line and an exit status."""
-    from eib.errors import EibError
+    """Run the CLI on sys.argv; eib's own errors become one line and an exit status.
 
+    SIGTERM and SIGINT raise `Interrupted` from the start (not the
+    KeyboardInterrupt the command-line framework would turn into a silent
+    exit): cleanups run, then one line says what was stopped, and the exit
+    status is the shell's 128 + signal (143, 130).
+    """
+    from eib.errors import EibError
+    from eib.interrupt import Interrupted, install
+
+    install()
     try:
         app()
     except EibError as err:
         from eib.console import print_error
 
         print_error(err)
+        sys.exit(err.exit_code)
+    except Interrupted as err:
+        sys.stderr.write(err.line() + "\n")
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("eib: interrupted\n")

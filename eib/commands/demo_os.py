@@ -41,7 +41,9 @@ def _summary(paths: DemoPaths | DebianPaths) -> list[tuple[str, str]]:
 
 
 def _wait_for_stop() -> None:
-    """Block until Ctrl-C or SIGTERM."""
+    """Block until Ctrl-C or SIGTERM: for a server, a signal is the normal way to stop."""
+    from eib.interrupt import Interrupted
+
     stop = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -51,7 +53,7 @@ def _wait_for_stop() -> None:
     try:
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)

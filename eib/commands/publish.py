@@ -85,6 +85,9 @@ def run_publish(
     if not output_dir.is_dir():
         raise UserError("not a directory", origin=Origin(str(output_dir)))
     plan = find_plan(output_dir, plan_file, recipe, variant)
+    from eib.network import NetworkLimits
+
+    NetworkLimits.from_env()  # a bad EIB_NETWORK_* value is bad input, not a failed upload
     if not plan.publish.targets:
         raise UserError("the plan names no publish targets", key="publish.targets")
 

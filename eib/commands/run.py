@@ -97,6 +97,9 @@ def run_build(
     if lock_timeout is not None and lock_timeout < 0:
         raise UserError("must be 0 or more seconds", key="--lock-timeout")
     selected = parse_stages(stages)
+    from eib.network import NetworkLimits
+
+    NetworkLimits.from_env()  # a bad EIB_NETWORK_* value is bad input: refused before building
     cache, work, output = resolve_dirs(cache_dir, work_dir, output_dir)
     plan = load_plan(recipe, plan_file, variant, lock)
     supplied = {}

@@ -17,6 +17,7 @@ from pathlib import Path
 from eib.errors import BuildError
 from eib.execute.context import BuildContext
 from eib.execute.progress_report import tree_bytes, watching
+from eib.network import NetworkDeadline, NetworkLimits, backoff
 from eib.tools import keys, ostree
 from eib.tools.ostree import GpgVerifyError
 
@@ -31,20 +32,29 @@ def key_files(ctx: BuildContext, scratch: Path) -> list[Path]:
 
 
 def pull_with_retries(ctx: BuildContext, repo: Path) -> None:
+    """Pull, retrying network failures with backoff, all within one network deadline.
+
+    Never retried: a signature that does not verify (trying again cannot make
+    it verify), a pull past its deadline, and a signal (`Interrupted` is no
+    BuildError: the build stops at once).
+    """
     o = ctx.plan.ostree
     attempts = o.pull_retries + 1
+    deadline = NetworkLimits.from_env().start()
     for attempt in range(1, attempts + 1):
         try:
-            ostree.pull(repo, o.remote, o.ref, o.commit)
+            ostree.pull(repo, o.remote, o.ref, o.commit, deadline=deadline)
             return
-        except GpgVerifyError:
+        except (GpgVerifyError, NetworkDeadline):
             raise
         except BuildError as err:
             if attempt == attempts:
                 raise
-            delay = min(2 ** (attempt - 1), 10)
-            log.warning("pull attempt %d/%d failed (%s); retrying in %d s",
-                        attempt, attempts, err.message, delay)
+            delay = min(backoff(attempt), max(deadline.remaining(), 0))
+            note = (f"pull attempt {attempt}/{attempts} failed ({err.message}); "
+                    f"retrying in {delay:.0f} s")
+            log.warning("%s", note)
+            ctx.monitor.message(note)
             time.sleep(delay)
 
 

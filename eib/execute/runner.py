@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import yaml
@@ -31,6 +29,7 @@ from eib.execute.mounts import cleanup_work_dir, remove_tree
 from eib.execute.progress import Monitor, NullMonitor
 from eib.execute.safedirs import MARKER, claim_work_dir, ensure_private_dir
 from eib.execute.stages import BUILD_STAGES, CACHED_STAGES, spec
+from eib.interrupt import Interrupted, interruptible, where
 from eib.model.plan import REDACTED, Plan
 from eib.model.recipe import HOOK_GROUPS
 from eib.paths import demo_dir
@@ -135,16 +134,13 @@ def demo_server(ctx: BuildContext) -> Iterator[None]:
 
 @contextlib.contextmanager
 def terminate_as_error() -> Iterator[None]:
-    """Turn SIGTERM into a BuildError so a killed build still cleans up its mounts."""
+    """Make SIGTERM and SIGINT raise `Interrupted`, so a stopped build still cleans up.
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise BuildError(f"terminated by {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
+    `Interrupted` is no BuildError: no retry loop mistakes it for a network
+    failure, and the build stops at once (see `eib.interrupt`).
+    """
+    with interruptible():
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_stages(
@@ -228,6 +224,8 @@ def execute(
                 run_error_stage(ctx, failure)
                 raise failure from err
             except BaseException as err:
+                if isinstance(err, Interrupted):
+                    err.located(where(ctx.stage, ctx.step))
                 run_error_stage(ctx, BuildError(f"{type(err).__name__}: {err}",
                                                 stage=ctx.stage, step=ctx.step))
                 raise

@@ -72,12 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     monitor = JsonMonitor(events)
 
     from eib.errors import BuildError, EibError
+    from eib.interrupt import Interrupted, install
 
-    def terminated(signum: int, frame: object) -> None:
-        raise BuildError(f"terminated by {signal.Signals(signum).name}")
-
-    # Until the executor installs its own handler, SIGTERM still ends the build cleanly.
-    signal.signal(signal.SIGTERM, terminated)
+    # SIGTERM (and SIGINT) stop the build at once, its cleanup included.
+    install()
     if args.parent:
         die_with_parent(args.parent)
     try:
@@ -94,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     except EibError as err:
         monitor.emit("result", ok=False, error=str(err), stage=None, step=None)
         return 2
+    except Interrupted as err:
+        stage, _, step = err.where.partition("/")
+        monitor.emit("result", ok=False, error=f"interrupted by {err.signal_name}",
+                     stage=stage or None, step=step or None)
+        return err.exit_code
     monitor.emit("result", ok=True)
     return 0
 

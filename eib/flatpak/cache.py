@@ -16,6 +16,7 @@ deltas are not named by their content; OSTree checks them on use.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -28,7 +29,9 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote
 
+from eib.errors import BuildError
 from eib.flatpak import objects as objects
+from eib.network import NetworkLimits, copy_limited
 
 log = logging.getLogger("eib.flatpak")
 
@@ -66,8 +69,13 @@ class CacheStats:
 class FlatpakCache:
     """`http://127.0.0.1:PORT/<remote>/…` → `<upstream>/…`, immutable files cached on disk."""
 
-    def __init__(self, cache_dir: Path, upstreams: dict[str, str]) -> None:
+    def __init__(
+        self, cache_dir: Path, upstreams: dict[str, str], limits: NetworkLimits | None = None
+    ) -> None:
         self.cache_dir = cache_dir
+        # A stalled upstream ends the request with 502 (Flatpak reports the
+        # failure) instead of holding the install forever.
+        self.limits = limits or NetworkLimits.from_env()
         self.upstreams = {name: url.rstrip("/") for name, url in upstreams.items()}
         self.stats = CacheStats()
         self._server: ThreadingHTTPServer | None = None
@@ -141,8 +149,9 @@ class FlatpakCache:
                 self.stats.count("dropped")
                 cached.unlink(missing_ok=True)
         url = f"{self.upstreams[remote]}/{path}"
+        deadline = self.limits.start()
         try:
-            upstream = urllib.request.urlopen(url, timeout=300)
+            upstream = urllib.request.urlopen(url, timeout=self.limits.socket_timeout)
         except urllib.error.HTTPError as err:
             self._send_status(req, HTTPStatus(err.code))
             return
@@ -158,23 +167,30 @@ class FlatpakCache:
             log.warning("cache: cannot fetch %s: %s", url, err)
             self._send_status(req, HTTPStatus.BAD_GATEWAY)
             return
-        with upstream:
-            if not immutable:
-                self.stats.count("pass")
-                data = upstream.read()
-                self._send_bytes(req, data)
-                return
-            cached = self.cached_path(remote, path)
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_name(f".{cached.name}.{threading.get_ident()}.tmp")
-            with tmp.open("wb") as out:
-                shutil.copyfileobj(upstream, out, CHUNK)
-            if objects.verifiable(path) and not objects.verify(path, tmp):
-                tmp.unlink(missing_ok=True)
-                log.warning("cache: %s from %s does not match its checksum", path, url)
-                self._send_status(req, HTTPStatus.BAD_GATEWAY)
-                return
-            os.replace(tmp, cached)
+        cached = self.cached_path(remote, path)
+        tmp = cached.with_name(f".{cached.name}.{threading.get_ident()}.tmp")
+        try:
+            with upstream:
+                if not immutable:
+                    self.stats.count("pass")
+                    body = io.BytesIO()
+                    copy_limited(upstream, body, deadline, f"fetching {url}")
+                    self._send_bytes(req, body.getvalue())
+                    return
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                with tmp.open("wb") as out:
+                    copy_limited(upstream, out, deadline, f"fetching {url}")
+        except (BuildError, OSError) as err:
+            tmp.unlink(missing_ok=True)
+            log.warning("cache: %s", err)
+            self._send_status(req, HTTPStatus.BAD_GATEWAY)
+            return
+        if objects.verifiable(path) and not objects.verify(path, tmp):
+            tmp.unlink(missing_ok=True)
+            log.warning("cache: %s from %s does not match its checksum", path, url)
+            self._send_status(req, HTTPStatus.BAD_GATEWAY)
+            return
+        os.replace(tmp, cached)
         self.stats.count("fetch", cached.stat().st_size)
         self._send_file(req, cached)
 

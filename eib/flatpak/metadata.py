@@ -10,6 +10,7 @@ touching any installation.
 from __future__ import annotations
 
 import configparser
+import io
 import logging
 import tempfile
 import urllib.error
@@ -20,6 +21,7 @@ from pathlib import Path
 from eib.errors import BuildError
 from eib.flatpak.gvariant import GVariantError, be64, decode
 from eib.flatpak.remotes import RemoteConfig
+from eib.network import NetworkLimits, copy_limited
 from eib.tools.run import run
 
 log = logging.getLogger("eib.flatpak")
@@ -98,9 +100,12 @@ class RemoteSummary:
 
 def _fetch(url: str) -> bytes | None:
     try:
-        with urllib.request.urlopen(url, timeout=120) as resp:
-            data: bytes = resp.read()
-            return data
+        limits = NetworkLimits.from_env()
+        deadline = limits.start()
+        with urllib.request.urlopen(url, timeout=limits.socket_timeout) as resp:
+            body = io.BytesIO()
+            copy_limited(resp, body, deadline, f"fetching {url}")
+            return body.getvalue()
     except urllib.error.HTTPError as err:
         if err.code == 404:
             return None

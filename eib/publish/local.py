@@ -4,7 +4,9 @@ Files are copied into a hidden temporary directory beside the destination,
 which is renamed into place only when every file is there: readers see either
 no build or a complete one.  A destination that already exists (a re-publish,
 or the error log of an earlier attempt) is swapped atomically with
-renameat2(RENAME_EXCHANGE) and then deleted.
+renameat2(RENAME_EXCHANGE) and kept aside until the whole publish is over:
+when another target fails or a signal stops the publish, it is swapped back,
+so an interrupted re-publish never loses the build published before.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class LocalTarget(Target):
     def __init__(self, target: LocalSettings, prefix: str) -> None:
         self.dest = Path(join_path(target.path, prefix))
         self.tmp: Path | None = None
+        # The build this publish replaced, and the hidden dir holding it, until close().
+        self.previous: Path | None = None
+        self.aside: Path | None = None
         self.finished = False
 
     @property
@@ -106,20 +111,22 @@ class LocalTarget(Target):
             log.info("published %s to %s", f.name, self.dest)
 
     def finish(self) -> None:
+        """Move the build into place; a build it replaces is kept aside until `close`,
+        so that `abort` (another target failed, or a signal) can put it back."""
         assert self.tmp is not None, "begin() comes first"
         try:
             (self.tmp / MARKER).unlink()
             for d in (self.tmp, *(p for p in self.tmp.rglob("*") if p.is_dir())):
                 d.chmod(0o755)
             if self.dest.exists() and exchange(self.tmp, self.dest):
-                shutil.rmtree(self.tmp)
+                self.previous = self.aside = self.tmp  # the swap left the old build here
             elif self.dest.exists():
                 aside = Path(
                     tempfile.mkdtemp(prefix=f".{self.dest.name}.old-", dir=self.dest.parent)
                 )
                 self.dest.rename(aside / "old")
+                self.previous, self.aside = aside / "old", aside
                 self.tmp.rename(self.dest)
-                shutil.rmtree(aside)
             else:
                 self.tmp.rename(self.dest)
         except OSError as err:
@@ -128,15 +135,28 @@ class LocalTarget(Target):
         self.finished = True
 
     def abort(self) -> None:
+        """Remove what this publish added; a build published before it is restored."""
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
-        if self.finished:
+        if not self.finished:
+            return
+        self.finished = False
+        previous, aside = self.previous, self.aside
+        self.previous = self.aside = None
+        if previous is None or aside is None:
             shutil.rmtree(self.dest, ignore_errors=True)
-            self.finished = False
+            return
+        if not exchange(previous, self.dest):
+            shutil.rmtree(self.dest, ignore_errors=True)
+            previous.rename(self.dest)
+        shutil.rmtree(aside, ignore_errors=True)
 
     def close(self) -> None:
-        return None
+        """Drop the replaced build once the publish is over (it succeeded or was undone)."""
+        if self.aside is not None:
+            shutil.rmtree(self.aside, ignore_errors=True)
+        self.previous = self.aside = None
 
     def put_log(self, log_file: PublishFile) -> None:
         try:

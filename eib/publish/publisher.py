@@ -4,7 +4,10 @@ Every target first gets its `.inprogress` marker, then every file, and only
 when all targets hold the whole build are the markers removed (or the local
 temp dirs renamed into place).  If anything fails, every target started is
 cleaned up, so a build is never half-visible anywhere; the error stage then
-publishes the build log alone with `publish_error_log`.
+publishes the build log alone with `publish_error_log`.  Cleaning up removes
+only what this publish added: objects a target held before it started (an
+earlier publish of the same build) are never deleted, whether the publish
+failed or was interrupted.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from eib import paths
 from eib.digest import sha256_file
 from eib.errors import BuildError, UserError
+from eib.interrupt import Interrupted
 from eib.model.plan import Plan
 from eib.model.recipe import PublishTarget
 from eib.model.recipe import RsyncTarget as RsyncSettings
@@ -218,9 +222,13 @@ def publish_build(
                 current.upload(files, ProgressMeter(current.location, total, progress))
             for current in targets:
                 current.finish()
-        except (BuildError, KeyboardInterrupt) as err:
+        except (BuildError, KeyboardInterrupt, Interrupted) as err:
+            # Each target removes only what this publish added: a re-publish
+            # stopped halfway leaves the build published before intact.
             problems = abort_all(started)
-            if isinstance(err, KeyboardInterrupt):
+            if isinstance(err, Interrupted):
+                err.located(f"{STAGE}/{current.kind}")
+            if not isinstance(err, BuildError):
                 raise
             if problems:
                 cleanup = " (cleaning up failed: " + "; ".join(problems) + ")"

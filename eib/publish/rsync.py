@@ -74,6 +74,7 @@ class RsyncTarget(Target):
         self.host = target.host
         self.login = f"{target.user}@{target.host}" if target.user else target.host
         self.dest = join_path(target.path, prefix) if target.path else prefix
+        self.existing: set[str] = set()  # files below dest before this publish began
         self.settings = settings
         self.workdir = workdir
         identity = (
@@ -112,14 +113,24 @@ class RsyncTarget(Target):
     def location(self) -> str:
         return f"{self.login}:{self.dest}"
 
-    def remote(self, script: str, step: str) -> None:
-        """Run a shell command on the server."""
+    def remote(self, script: str, step: str) -> str:
+        """Run a shell command on the server; its standard output."""
         try:
-            run([*self.ssh, "--", self.login, script], timeout=self.settings.timeout_seconds * 5)
+            proc = run([*self.ssh, "--", self.login, script],
+                       timeout=self.settings.timeout_seconds * 5)
         except BuildError as err:
             raise publish_error(f"{step} on {self.location}: {err.message}", step="rsync") from err
+        return proc.stdout or ""
+
+    def _files(self, step: str) -> set[str]:
+        """The files below the build's directory (paths relative to it), if it exists."""
+        d = shlex.quote(self.dest)
+        listing = self.remote(f"if [ -d {d} ]; then cd {d} && find . -type f -print0; fi", step)
+        return {name.removeprefix("./") for name in listing.split("\0") if name}
 
     def begin(self) -> None:
+        """Note the files an earlier publish left (an aborted publish keeps them), then mark."""
+        self.existing = self._files(f"creating {MARKER}")
         d = shlex.quote(self.dest)
         self.remote(f"mkdir -p {d} && : > {d}/{MARKER}", f"creating {MARKER}")
 
@@ -184,8 +195,21 @@ class RsyncTarget(Target):
         self.remote(f"rm -rf {d}/{HOLDING_DIR} && rm -f {d}/{MARKER}", f"removing {MARKER}")
 
     def abort(self) -> None:
-        self.remote(f"rm -rf {shlex.quote(self.dest)}", "deleting the partial upload")
-        log.info("deleted the partial upload at %s", self.location)
+        """Delete what this publish sent; files published before it began stay."""
+        d = shlex.quote(self.dest)
+        if not self.existing:
+            self.remote(f"rm -rf {d}", "deleting the partial upload")
+            log.info("deleted the partial upload at %s", self.location)
+            return
+        step = "deleting the partial upload"
+        added = sorted(self._files(step) - self.existing)
+        # The marker goes last, so an interrupted cleanup still shows the build as partial.
+        added.sort(key=lambda name: name == MARKER)
+        names = " ".join(shlex.quote(name) for name in added)
+        self.remote(f"cd {d} && rm -rf {HOLDING_DIR}" + (f" && rm -f -- {names}" if names else ""),
+                    step)
+        log.info("deleted the partial upload at %s (%d files); kept the %d published before",
+                 self.location, len(added), len(self.existing))
 
     def put_log(self, log_file: PublishFile) -> None:
         self._rsync([log_file], None)

@@ -162,6 +162,7 @@ class S3Target(Target):
         self.endpoint = target.endpoint_url
         self.settings = settings
         self.client = self._client(target, secrets, workdir, key)
+        self.existing: frozenset[str] = frozenset()
         self.transfer = TransferConfig(
             multipart_threshold=settings.multipart_threshold,
             multipart_chunksize=settings.multipart_chunksize,
@@ -222,9 +223,15 @@ class S3Target(Target):
             yield attempt
 
     def begin(self) -> None:
+        """Note what the prefix already holds, then mark the build as in progress.
+
+        The keys found here belong to an earlier publish of this build: an
+        aborted publish must leave them, so `abort` deletes only the others.
+        """
         last: Exception | None = None
         for _ in self._attempts(f"creating {MARKER}"):
             try:
+                self.existing = frozenset(self._keys())
                 self.client.put_object(Bucket=self.bucket, Key=self.key_of(MARKER), Body=b"")
                 return
             except (ClientError, BotoCoreError) as err:
@@ -235,6 +242,15 @@ class S3Target(Target):
         raise publish_error(
             f"cannot create {MARKER} in {self.location}: {error_text(last)}", step="s3"
         ) from last
+
+    def _keys(self) -> list[str]:
+        """Every key below the build's prefix."""
+        keys: list[str] = []
+        for listing in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + "/"
+        ):
+            keys.extend(obj["Key"] for obj in listing.get("Contents", []))
+        return keys
 
     def upload(self, files: Sequence[PublishFile], meter: ProgressMeter) -> None:
         for f in files:
@@ -317,7 +333,9 @@ class S3Target(Target):
             ) from err
 
     def abort(self) -> None:
-        """Delete every object and unfinished multipart upload below the prefix."""
+        """Abort the unfinished multipart uploads below the prefix and delete the
+        objects this publish created; objects that were there before it began
+        (an earlier publish of the same build) stay."""
         prefix = self.prefix + "/"
         try:
             for uploads in self.client.get_paginator("list_multipart_uploads").paginate(
@@ -327,11 +345,7 @@ class S3Target(Target):
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )
-            keys: list[str] = []
-            for listing in self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix
-            ):
-                keys.extend(obj["Key"] for obj in listing.get("Contents", []))
+            keys = [k for k in self._keys() if k not in self.existing]
             # The marker goes last, so an interrupted cleanup still shows the build as partial.
             keys.sort(key=lambda k: k.endswith("/" + MARKER))
             for start in range(0, len(keys), 1000):
@@ -352,7 +366,9 @@ class S3Target(Target):
             raise BuildError(
                 f"cleaning up {self.location} failed: {error_text(err)}", stage="publish"
             ) from err
-        log.info("deleted the partial upload at %s (%d objects)", self.location, len(keys))
+        kept = f"; kept the {len(self.existing)} published before" if self.existing else ""
+        log.info("deleted the partial upload at %s (%d objects%s)", self.location, len(keys),
+                 kept)
 
     def put_log(self, log_file: PublishFile) -> None:
         self._upload_one(log_file, ProgressMeter(self.location, log_file.size, None))

@@ -16,7 +16,7 @@ import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eib.errors import BuildError, UserError
@@ -60,7 +60,16 @@ class TransferSettings:
     request_attempts: int = 5
     object_attempts: int = 3
     backoff_seconds: float = 2.0
-    timeout_seconds: float = 120.0
+    # A connection silent this long is a stall (S3 connect/read timeouts, rsync
+    # --timeout, ssh ConnectTimeout): `EIB_NETWORK_STALL_TIMEOUT` by default.
+    timeout_seconds: float = field(default_factory=lambda: stall_seconds())
+
+
+def stall_seconds() -> float:
+    """The stall timeout for sockets; a day stands for 'no limit' (0) where one is needed."""
+    from eib.network import NetworkLimits
+
+    return NetworkLimits.from_env().socket_timeout or 86400.0
 
 
 class ProgressMeter:

@@ -86,7 +86,13 @@ def decompress_file(source: Path, dest: Path) -> None:
             comp.decompress, stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         assert proc.stdout is not None
-        _copy_sparse(proc.stdout, out)
+        try:
+            _copy_sparse(proc.stdout, out)
+        except BaseException:
+            # Stopped (a signal, a full disk): the decompressor must not outlive it.
+            proc.kill()
+            proc.wait()
+            raise
         finish(proc)
 
 

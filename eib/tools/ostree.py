@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from eib.errors import BuildError
+from eib.network import Deadline, NetworkLimits
 from eib.tools.run import run
+from eib.tools.watched import dir_state, run_watched
 
 log = logging.getLogger("eib.tools.ostree")
 
@@ -111,10 +113,24 @@ def _keyfile_value(text: str) -> str:
     return "\\s" + out[1:] if out.startswith(" ") else out
 
 
-def pull(repo: Path, remote: str, ref: str, commit: str = "") -> None:
-    """Pull `ref` (or its pinned `commit`) from `remote`; GPG failures raise GpgVerifyError."""
+def pull(repo: Path, remote: str, ref: str, commit: str = "", *,
+         deadline: Deadline | None = None) -> None:
+    """Pull `ref` (or its pinned `commit`) from `remote` under the network limits.
+
+    GPG failures raise GpgVerifyError; a pull that makes no progress for the
+    stall timeout raises NetworkStall, one past `deadline` NetworkDeadline.
+    Progress is what lands in the repo's `tmp/` (fetched files, the staging
+    dir of the transaction): ostree prints nothing while it pulls into a
+    pipe, but every object it receives is written there first.
+    """
     what = f"{ref}@{commit}" if commit else ref
-    proc = ostree(["pull", f"--repo={repo}", remote, what], check=False)
+    deadline = deadline or NetworkLimits.from_env().start()
+    argv = ["ostree", "pull", f"--repo={repo}", remote, what]
+    proc = run_watched(argv, lambda: dir_state(repo / "tmp"), deadline,
+                       f"pulling '{what}' from remote '{remote}'")
+    for stream in (proc.stdout, proc.stderr):
+        for line in (stream or "").splitlines():
+            log.debug("  %s", line)
     if proc.returncode == 0:
         return
     output = (proc.stderr or "") + (proc.stdout or "")
