@@ -125,7 +125,8 @@ def store(
 
     `skip` names top-level members of stored directories that are not part
     of the result (e.g. the output dir's `build.txt`, which every build writes
-    itself).  Written to a temporary directory and renamed into place; when
+    itself, or the files an earlier stage made); it is read only now, after
+    the stage ran.  Written to a temporary directory and renamed into place; when
     another build stored the same key meanwhile, its (identical) entry is kept.
     """
     final = entry_dir(cache, stage, key)
@@ -139,14 +140,15 @@ def store(
             target = tmp / FILES_DIR / name
             if not target.resolve().is_relative_to((tmp / FILES_DIR).resolve()):
                 raise ValueError(f"cache file name {name!r} leaves the entry")
-            _copy(source, target)
-            for name_to_skip in skip:
-                extra = target / name_to_skip
-                if target.is_dir() and (extra.exists() or extra.is_symlink()):
-                    if extra.is_dir() and not extra.is_symlink():
-                        shutil.rmtree(extra)
-                    else:
-                        extra.unlink()
+            if source.is_dir() and not source.is_symlink() and skip:
+                # Member by member: a skipped member (an image an earlier
+                # stage's entry holds already) is never copied at all.
+                target.mkdir(parents=True)
+                for member in sorted(source.iterdir()):
+                    if member.name not in skip:
+                        _copy(member, target / member.name)
+            else:
+                _copy(source, target)
         (tmp / INPUTS_FILE).write_text(json.dumps(inputs, sort_keys=True, indent=2) + "\n")
         (tmp / USED_FILE).touch()
         if final.exists():
