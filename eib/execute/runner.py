@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -36,14 +35,13 @@ from eib.execute.logs import build_log
 from eib.execute.mounts import cleanup_work_dir, remove_tree
 from eib.execute.progress import Monitor, NullMonitor
 from eib.execute.safedirs import MARKER, claim_work_dir, ensure_private_dir
+from eib.execute.scratch import build_temp_dir
 from eib.execute.stages import BUILD_STAGES, CACHED_STAGES, spec
 from eib.model.plan import REDACTED, Plan
 from eib.model.recipe import HOOK_GROUPS
 from eib.paths import demo_dir
 
 log = logging.getLogger("eib.execute")
-
-TEMP_DIR = ".tmp"
 
 
 def parse_stages(text: str | None) -> tuple[str, ...]:
@@ -108,8 +106,6 @@ def reset_dirs(dirs: BuildDirs, reset: bool, log_name: str) -> None:
     cleanup_work_dir(dirs.work)
     if reset:
         _empty_work(dirs)
-    else:
-        remove_tree(dirs.work / TEMP_DIR)
     dirs.output.mkdir(parents=True, exist_ok=True)
     staging.reclaim(dirs.output)
     if reset:
@@ -141,21 +137,6 @@ def build_locks(dirs: BuildDirs, timeout: float | None, monitor: Monitor) -> Ite
             stack.enter_context(dir_lock(dirs.output, "output dir", "--output-dir", timeout,
                                          on_wait=monitor.message))
         yield
-
-
-@contextlib.contextmanager
-def build_temp_dir(work: Path) -> Iterator[Path]:
-    """Python's temporary files of this build (keys, Flatpak config, publish copies of
-    credentials) under `<work>/.tmp`, which the next build empties whatever became of
-    this one, instead of $TMPDIR, where a killed build's files would stay forever."""
-    path = work / TEMP_DIR
-    path.mkdir(mode=0o700, exist_ok=True)
-    previous = tempfile.tempdir
-    tempfile.tempdir = str(path)
-    try:
-        yield path
-    finally:
-        tempfile.tempdir = previous
 
 
 @contextlib.contextmanager
@@ -261,7 +242,7 @@ def execute(
         target = staging.begin(dirs.output) if reset else dirs.output
         ctx = BuildContext(plan=plan, dirs=replace(dirs, output=target), monitor=monitor,
                            dry_run=dry_run, assemble_disk=assemble_disk, secrets=values)
-        with build_temp_dir(dirs.work), build_log(target / log_name, scrub):
+        with build_temp_dir(), build_log(target / log_name, scrub):
             log.info("eib %s: building %s (plan %s)", __version__, plan.outputs.outversion,
                      plan.digest)
             log.info("cache %s, work %s, output %s", dirs.cache, dirs.work, dirs.output)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from eib.execute.scratch import host_temp_root
 from eib.paths import RECIPES_DIR
 
 EIB = [sys.executable, "-m", "eib.cli"]
@@ -163,8 +164,8 @@ def test_a_full_output_disk_is_reported_as_such_and_keeps_the_previous_build(
     site: Site,
 ) -> None:
     # What a build killed mid-publish would leave among its temporaries (a copy of
-    # credentials): builds keep them in the work dir, and the next one reclaims them.
-    stale = site.work / ".tmp" / "eib-publish-stale"
+    # credentials): builds keep them in a dir of their own, and the next one reclaims it.
+    stale = host_temp_root() / "99999999.1" / "eib-publish-stale"
     stale.mkdir(parents=True, exist_ok=True)
     (stale / "credentials").write_text("[default]\n")
     used = shutil.disk_usage(site.out).used
