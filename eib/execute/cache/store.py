@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eib.errors import UserError
+from eib.errors import BuildError, UserError
 from eib.execute.cache.keys import stage_key
+from eib.execute.diskfull import no_space
 from eib.model.plan import Plan
 from eib.tools.run import run
 
@@ -109,7 +110,12 @@ def lookup(cache: Path, stage: str, key: str) -> CacheEntry | None:
 def _copy(source: Path, dest: Path) -> None:
     """Copy a file or tree keeping modes, links, holes (and reflinking when the fs can)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    run(["cp", "-a", "--reflink=auto", "--sparse=always", str(source), str(dest)])
+    try:
+        run(["cp", "-a", "--reflink=auto", "--sparse=always", str(source), str(dest)])
+    except BuildError as err:
+        if "No space left on device" in err.message:
+            raise no_space(dest) from None
+        raise
 
 
 def store(
