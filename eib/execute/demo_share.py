@@ -31,7 +31,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -49,8 +48,10 @@ START_TIMEOUT = 20.0
 
 
 def lock_dir() -> Path:
-    """Host-wide, like the port: the same directory for every build on the host."""
-    return Path(os.environ.get("EIB_DEMO_LOCK_DIR") or tempfile.gettempdir())
+    """Host-wide, like the port: the same directory for every build on the host.
+
+    Not `tempfile.gettempdir()`: a build points that at its own work dir."""
+    return Path(os.environ.get("EIB_DEMO_LOCK_DIR") or os.environ.get("TMPDIR") or "/tmp")
 
 
 def _open_lock(path: Path) -> int:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 GRACE_SECONDS = 2.0
@@ -32,11 +32,22 @@ class ScrubbingFormatter(logging.Formatter):
         return self.scrub(super().format(record))
 
 
+class BuildLogHandler(logging.FileHandler):
+    """`build.txt`'s handler: a line that cannot be written (the disk is full) is dropped.
+
+    The default handler prints a traceback per lost line on stderr, burying
+    the build's one-line error under them.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 @contextmanager
 def build_log(path: Path, scrub: Callable[[str], str] = str) -> Iterator[logging.Handler]:
     """Append every `eib.*` record to `path`, secrets scrubbed, while the build runs."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = BuildLogHandler(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(ScrubbingFormatter(scrub))
     root = logging.getLogger("eib")
@@ -48,7 +59,8 @@ def build_log(path: Path, scrub: Callable[[str], str] = str) -> Iterator[logging
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
-        handler.close()
+        with suppress(OSError):  # the disk is full: the build's own error says so
+            handler.close()
 
 
 def stream_command(

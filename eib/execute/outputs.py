@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from eib.digest import sha256_file
 from eib.errors import BuildError
+from eib.execute.diskfull import is_disk_full, no_space
 from eib.tools import compress
 from eib.tools.gpg import Signer
 
@@ -119,6 +120,36 @@ def compress_image(
     comp_sig = dest.with_name(dest.name + ".asc")
     comp_sign = _sign_pipe(signer, comp_sig)
     raw_hash, comp_hash = hashlib.sha256(), hashlib.sha256()
+    try:
+        _compress_into(raw, dest, kind, raw_hash, comp_hash, raw_sign, comp_sign)
+    except OSError as err:
+        if is_disk_full(err):
+            raise no_space(dest, stage="image") from err
+        raise
+    for pipe in (raw_sign, comp_sign):
+        if pipe:
+            pipe.close()
+    digest = comp_hash.hexdigest()
+    record = Published(
+        role="full",
+        path=dest,
+        size=dest.stat().st_size,
+        sha256=digest,
+        checksum=write_checksum(dest, digest),
+        signature=comp_sig if signer else None,
+    )
+    return record, raw_hash.hexdigest()
+
+
+def _compress_into(
+    raw: Path,
+    dest: Path,
+    kind: str,
+    raw_hash: Any,
+    comp_hash: Any,
+    raw_sign: _SignPipe | None,
+    comp_sign: _SignPipe | None,
+) -> None:
     with dest.open("wb") as sink:
 
         def emit(chunk: bytes) -> None:
@@ -143,19 +174,6 @@ def compress_image(
             # xz and zstd are faster reading the file than a pipe (they learn its
             # size); the raw image's hash and signature read it alongside.
             _through_tool(kind, raw, emit, dest, lambda: feed(lambda _chunk: None))
-    for pipe in (raw_sign, comp_sign):
-        if pipe:
-            pipe.close()
-    digest = comp_hash.hexdigest()
-    record = Published(
-        role="full",
-        path=dest,
-        size=dest.stat().st_size,
-        sha256=digest,
-        checksum=write_checksum(dest, digest),
-        signature=comp_sig if signer else None,
-    )
-    return record, raw_hash.hexdigest()
 
 
 def _through_tool(
@@ -179,15 +197,23 @@ def _through_tool(
 
     helper = threading.Thread(target=guarded, daemon=True)
     helper.start()
+    failure: BaseException | None = None
     try:
         while chunk := proc.stdout.read(CHUNK):
             emit(chunk)
-    except BaseException:
+    except BaseException as err:
+        failure = err
         proc.kill()  # it would block on a full pipe otherwise
         raise
     finally:
         helper.join()
-        compress.finish(proc)
+        try:
+            compress.finish(proc)
+        except BuildError as err:
+            # Killed because writing its output failed: that first error is the one to report.
+            if failure is None:
+                raise
+            log.warning("%s (after: %s)", err.message, failure)
     if errors:
         raise BuildError(f"reading {raw.name} for {dest.name} failed: {errors[0]}", stage="image")
 

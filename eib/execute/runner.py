@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,19 @@ import yaml
 
 from eib import __version__
 from eib.errors import BuildError, UserError
+from eib.execute import staging
+from eib.execute.cache.bound import keep_bounded
+from eib.execute.cache.bound import max_size as max_cache_size
 from eib.execute.context import BuildContext, BuildDirs
+from eib.execute.diskfull import is_disk_full, no_space
 from eib.execute.error_stage import run_error_stage
-from eib.execute.exclusive import cache_lock
+from eib.execute.exclusive import cache_lock, dir_lock
 from eib.execute.hooks import plan_env
 from eib.execute.logs import build_log
 from eib.execute.mounts import cleanup_work_dir, remove_tree
 from eib.execute.progress import Monitor, NullMonitor
 from eib.execute.safedirs import MARKER, claim_work_dir, ensure_private_dir
+from eib.execute.scratch import build_temp_dir
 from eib.execute.stages import BUILD_STAGES, CACHED_STAGES, spec
 from eib.interrupt import Interrupted, interruptible, where
 from eib.model.plan import REDACTED, Plan
@@ -35,7 +41,6 @@ from eib.model.recipe import HOOK_GROUPS
 from eib.paths import demo_dir
 
 log = logging.getLogger("eib.execute")
-
 
 
 def parse_stages(text: str | None) -> tuple[str, ...]:
@@ -80,23 +85,35 @@ def save_plan_outputs(plan: Plan, output: Path) -> None:
     (output / plan.outputs.plan).write_text(plan.to_json())
 
 
-def prepare_dirs(dirs: BuildDirs, reset: bool) -> None:
-    """Empty the work and output dirs when `reset`; otherwise keep them to resume.
+def prepare_dirs(dirs: BuildDirs) -> None:
+    """Claim the work dir and check the output dir (bad ones are a UserError, exit 2).
 
-    A build that runs the image stage starts from scratch; `--stages
-    manifest,publish` after `--stages ostree,image` continues the same build.
+    The output dir is never emptied here: a new build replaces the previous
+    one only once it is complete (`eib.execute.staging`).
     """
     claim_work_dir(dirs.work)
     if not dirs.output.is_relative_to(dirs.work):
         ensure_private_dir(dirs.output, key="--output-dir")
+
+
+def reset_dirs(dirs: BuildDirs, reset: bool, log_name: str) -> None:
+    """With the locks held: clean what earlier (maybe killed) builds left, then make dirs.
+
+    A build that runs the image stage starts from scratch; `--stages
+    manifest,publish` after `--stages ostree,image` continues the same build.
+    """
     cleanup_work_dir(dirs.work)
     if reset:
-        _empty(dirs)
-    for path in (dirs.output, dirs.tmp, dirs.manifest, dirs.content):
+        _empty_work(dirs)
+    dirs.output.mkdir(parents=True, exist_ok=True)
+    staging.reclaim(dirs.output)
+    if reset:
+        staging.check_output_dir(dirs.output, log_name)
+    for path in (dirs.tmp, dirs.manifest, dirs.content):
         path.mkdir(parents=True, exist_ok=True)
 
 
-def _empty(dirs: BuildDirs) -> None:
+def _empty_work(dirs: BuildDirs) -> None:
     for child in dirs.work.iterdir():
         if dirs.output.is_relative_to(child) or child.name == MARKER:
             continue
@@ -104,14 +121,21 @@ def _empty(dirs: BuildDirs) -> None:
             remove_tree(child)
         else:
             child.unlink()
-    if dirs.output.exists() and any(dirs.output.iterdir()):
-        if not (dirs.output / "build.txt").exists():
-            raise UserError(
-                f"output dir {dirs.output} is not empty and holds no previous build",
-                key="--output-dir",
-                hint="choose an empty or new directory",
-            )
-        remove_tree(dirs.output)
+
+
+@contextlib.contextmanager
+def build_locks(dirs: BuildDirs, timeout: float | None, monitor: Monitor) -> Iterator[None]:
+    """The cache, work and output dirs, locked in that order (so two builds never deadlock)."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(cache_lock(dirs.cache, timeout, on_wait=monitor.message))
+        prepare_dirs(dirs)
+        stack.enter_context(dir_lock(dirs.work, "work dir", "--work-dir", timeout,
+                                     on_wait=monitor.message))
+        if dirs.output != dirs.work:
+            dirs.output.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(dir_lock(dirs.output, "output dir", "--output-dir", timeout,
+                                         on_wait=monitor.message))
+        yield
 
 
 @contextlib.contextmanager
@@ -194,17 +218,27 @@ def execute(
     explain_cache: bool = False,
     secrets: Any = None,
 ) -> BuildContext:
-    """Build `plan`; raise BuildError (after the error stage) when a step fails."""
+    """Build `plan`; raise BuildError (after the error stage) when a step fails.
+
+    A build that runs the image stage writes into a staging dir and replaces
+    the output dir's previous build only when it succeeded; a run continuing
+    an earlier one (`--stages manifest,publish`) adds to the output dir in
+    place and marks it `FAILED` when it fails.
+    """
     monitor = monitor or NullMonitor()
     from eib.secrets import SecretValues, redactor
 
     values = secrets if secrets is not None else SecretValues(plan)
-    ctx = BuildContext(plan=plan, dirs=dirs, monitor=monitor, dry_run=dry_run,
-                       assemble_disk=assemble_disk, secrets=values)
+    cache_limit = max_cache_size(dirs.cache) if use_cache else None
     scrub = redactor(plan, values)
-    with cache_lock(dirs.cache, lock_timeout, on_wait=monitor.message):
-        prepare_dirs(dirs, reset="image" in stages)
-        with build_log(dirs.output / plan.outputs.log, scrub):
+    reset = "image" in stages
+    log_name = plan.outputs.log
+    with build_locks(dirs, lock_timeout, monitor):
+        reset_dirs(dirs, reset, log_name)
+        target = staging.begin(dirs.output) if reset else dirs.output
+        ctx = BuildContext(plan=plan, dirs=replace(dirs, output=target), monitor=monitor,
+                           dry_run=dry_run, assemble_disk=assemble_disk, secrets=values)
+        with build_temp_dir(), build_log(target / log_name, scrub):
             log.info("eib %s: building %s (plan %s)", __version__, plan.outputs.outversion,
                      plan.digest)
             log.info("cache %s, work %s, output %s", dirs.cache, dirs.work, dirs.output)
@@ -213,23 +247,94 @@ def execute(
                 monitor.message(f"warning: {warning}")
             ctx.env = plan_env(plan, values)
             try:
-                with terminate_as_error(), demo_server(ctx):
-                    _run_stages(ctx, stages, assemble_disk, use_cache, explain_cache)
-            except BuildError as err:
-                failure = BuildError(
-                    scrub(err.message),
-                    stage=err.stage or ctx.stage or None,
-                    step=err.step or (ctx.step if err.stage in (None, ctx.stage) else None),
-                )
-                run_error_stage(ctx, failure)
-                raise failure from err
+                _build(ctx, stages, assemble_disk, use_cache, explain_cache, scrub)
             except BaseException as err:
-                if isinstance(err, Interrupted):
-                    err.located(where(ctx.stage, ctx.step))
-                run_error_stage(ctx, BuildError(f"{type(err).__name__}: {err}",
-                                                stage=ctx.stage, step=ctx.step))
+                _settle_failure(ctx, dirs.output, reset, err)
                 raise
             finally:
-                cleanup_work_dir(dirs.work)
+                _after(ctx, cache_limit)
+            if reset:
+                staging.replace_outputs(target, dirs.output, log_name)
+            else:
+                staging.clear_marker(dirs.output)
             log.info("build finished: %s", dirs.output)
     return ctx
+
+
+def _build(
+    ctx: BuildContext,
+    stages: Sequence[str],
+    assemble_disk: bool,
+    use_cache: bool,
+    explain_cache: bool,
+    scrub: Any,
+) -> None:
+    """The stages, then the error stage on a failure, re-raised with stage and step."""
+    try:
+        try:
+            with terminate_as_error(), demo_server(ctx):
+                _run_stages(ctx, stages, assemble_disk, use_cache, explain_cache)
+        except OSError as err:
+            if not is_disk_full(err):
+                raise
+            full = Path(err.filename) if err.filename else ctx.dirs.output
+            raise no_space(full) from err
+    except BuildError as err:
+        failure = BuildError(
+            scrub(err.message),
+            stage=err.stage or ctx.stage or None,
+            step=err.step or (ctx.step if err.stage in (None, ctx.stage) else None),
+        )
+        _discard(ctx, failure)
+        run_error_stage(ctx, failure)
+        raise failure from err
+    except BaseException as err:
+        if isinstance(err, Interrupted):
+            err.located(where(ctx.stage, ctx.step))
+        failure = BuildError(f"{type(err).__name__}: {err}", stage=ctx.stage, step=ctx.step)
+        _discard(ctx, failure)
+        run_error_stage(ctx, failure)
+        raise
+
+
+def _discard(ctx: BuildContext, failure: BuildError) -> None:
+    """A failed build's image set goes before the error hooks run: none of it is to be used."""
+    where = "/".join(p for p in (failure.stage, failure.step) if p)
+    message = f"{where}: {failure.message}" if where else failure.message
+    try:
+        if ctx.dirs.output.name.startswith(staging.STAGING_PREFIX):
+            staging.discard_outputs(ctx.dirs.output, ctx.plan.outputs.log, message)
+        else:
+            staging.write_marker(ctx.dirs.output, f"this build failed: {message}")
+    except Exception:
+        log.exception("marking the failed build's outputs")
+
+
+def _settle_failure(ctx: BuildContext, output: Path, reset: bool, err: BaseException) -> None:
+    """Leave the failed build's log (and error hooks' files) where the user looks."""
+    if not reset:
+        return
+    try:
+        where = staging.settle_failed(ctx.dirs.output, output, ctx.plan.outputs.log)
+    except Exception:
+        log.exception("keeping the failed build's log")
+        return
+    if where != output:
+        ctx.monitor.message(f"the previous build in {output} is kept; "
+                            f"this build's log is in {where}")
+
+
+def _after(ctx: BuildContext, cache_limit: int | None) -> None:
+    """Cleanup that must never hide the build's own error: failures are only logged."""
+    try:
+        cleanup_work_dir(ctx.dirs.work)
+    except Exception:
+        log.exception("cleaning up %s", ctx.dirs.work)
+    if cache_limit is None:
+        return
+    try:
+        evicted, size = keep_bounded(ctx.dirs.cache, cache_limit)
+        log.info("stage cache: %d bytes (limit %d), %d entries evicted", size, cache_limit,
+                 len(evicted))
+    except Exception:
+        log.exception("bounding the stage cache")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from eib.execute import cache
@@ -26,6 +27,15 @@ def _commit_in_repo(ctx: BuildContext, commit: str) -> bool:
     if len(commit) != 64:
         return False
     return (ctx.dirs.ostree_repo / "objects" / commit[:2] / f"{commit[2:]}.commit").is_file()
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, int, int]]:
+    """Top-level entries of `directory` → (inode, size, mtime): what a stage changed."""
+    found = {}
+    for path in directory.iterdir():
+        st = path.lstat()
+        found[path.name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return found
 
 
 def runtime_inputs(ctx: BuildContext) -> dict[str, Any]:
@@ -91,9 +101,20 @@ def run_cached(ctx: BuildContext, stage: str, run_stage: Callable[[], object]) -
         ctx.cache_keys["ostree"] = key
         return hit
     outputs = {"out": dirs.output, "manifest": dirs.manifest}
+    # Only what this stage adds to the output dir is its result: the image
+    # stage's files (the compressed image) are in the image stage's entry
+    # already, and a hit of this stage implies one of that stage.
+    before = _snapshot(dirs.output)
+    skip = [plan.outputs.log]
+
+    def run_and_compare() -> None:
+        run_stage()
+        after = _snapshot(dirs.output)
+        skip.extend(name for name, sig in after.items() if before.get(name) == sig)
+
     key, hit = cache.cached_stage(
-        dirs.cache, plan, stage, _with_previous(ctx, stage), outputs, run_stage,
-        skip=[plan.outputs.log],
+        dirs.cache, plan, stage, _with_previous(ctx, stage), outputs, run_and_compare,
+        skip=skip,
     )
     ctx.cache_keys[stage] = key
     log.info("stage cache: %s %s (%s)", stage, "hit" if hit else "miss, stored", key[:12])

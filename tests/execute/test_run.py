@@ -154,7 +154,9 @@ def test_unsigned_and_wrongly_signed_commits_are_refused(
         assert message.startswith("eib: build failed: ostree/pull: refusing commit"), message
         assert "unsigned or not signed by a key in ostree.gpg_keys" in message
         assert "Traceback" not in proc.stderr
-        assert sorted(p.name for p in build.out.iterdir()) == ["build.txt"]
+        # A failed build leaves its log and a FAILED note, no image set.
+        assert sorted(p.name for p in build.out.iterdir()) == ["FAILED", "build.txt"]
+        assert (build.out / "FAILED").read_text().startswith("this build failed: ostree/pull")
         assert not build.deployments()
 
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eib.errors import UserError
+from eib.errors import BuildError, UserError
 from eib.execute.cache.keys import stage_key
+from eib.execute.diskfull import no_space
 from eib.model.plan import Plan
 from eib.tools.run import run
 
@@ -109,7 +110,12 @@ def lookup(cache: Path, stage: str, key: str) -> CacheEntry | None:
 def _copy(source: Path, dest: Path) -> None:
     """Copy a file or tree keeping modes, links, holes (and reflinking when the fs can)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    run(["cp", "-a", "--reflink=auto", "--sparse=always", str(source), str(dest)])
+    try:
+        run(["cp", "-a", "--reflink=auto", "--sparse=always", str(source), str(dest)])
+    except BuildError as err:
+        if "No space left on device" in err.message:
+            raise no_space(dest) from None
+        raise
 
 
 def store(
@@ -125,7 +131,8 @@ def store(
 
     `skip` names top-level members of stored directories that are not part
     of the result (e.g. the output dir's `build.txt`, which every build writes
-    itself).  Written to a temporary directory and renamed into place; when
+    itself, or the files an earlier stage made); it is read only now, after
+    the stage ran.  Written to a temporary directory and renamed into place; when
     another build stored the same key meanwhile, its (identical) entry is kept.
     """
     final = entry_dir(cache, stage, key)
@@ -139,14 +146,15 @@ def store(
             target = tmp / FILES_DIR / name
             if not target.resolve().is_relative_to((tmp / FILES_DIR).resolve()):
                 raise ValueError(f"cache file name {name!r} leaves the entry")
-            _copy(source, target)
-            for name_to_skip in skip:
-                extra = target / name_to_skip
-                if target.is_dir() and (extra.exists() or extra.is_symlink()):
-                    if extra.is_dir() and not extra.is_symlink():
-                        shutil.rmtree(extra)
-                    else:
-                        extra.unlink()
+            if source.is_dir() and not source.is_symlink() and skip:
+                # Member by member: a skipped member (an image an earlier
+                # stage's entry holds already) is never copied at all.
+                target.mkdir(parents=True)
+                for member in sorted(source.iterdir()):
+                    if member.name not in skip:
+                        _copy(member, target / member.name)
+            else:
+                _copy(source, target)
         (tmp / INPUTS_FILE).write_text(json.dumps(inputs, sort_keys=True, indent=2) + "\n")
         (tmp / USED_FILE).touch()
         if final.exists():
