@@ -113,6 +113,29 @@ def _start_server(root: Path, port: int, users: Path) -> None:
     )
 
 
+def _use_or_start(root: Path, port: int, users: Path) -> None:
+    """Share the server on `port`, or start one when the port is free.
+
+    A port that answers but not with this demo may be a server of ours still
+    closing (or a build's demo being rebuilt): give it a moment to go away
+    before calling the port taken.
+    """
+    deadline = time.monotonic() + START_TIMEOUT
+    while listening(port):
+        if serves_root(port, root):
+            log.info("sharing the demo server on 127.0.0.1:%d", port)
+            return
+        if time.monotonic() > deadline:
+            raise BuildError(
+                f"127.0.0.1:{port} is in use by something other than this demo "
+                f"({root}); free the port or set another demo.port",
+                stage="ostree",
+                step="demo",
+            )
+        time.sleep(0.5)
+    _start_server(root, port, users)
+
+
 @contextmanager
 def shared_serve(root: Path, port: int) -> Iterator[str]:
     """Use (or start) the host's demo server for `root` on `port`; yields its URL."""
@@ -125,17 +148,7 @@ def shared_serve(root: Path, port: int) -> Iterator[str]:
         start_fd = _open_lock(directory / f"eib-demo-{port}.start")
         try:
             fcntl.flock(start_fd, fcntl.LOCK_EX)
-            if listening(port):
-                if not serves_root(port, root):
-                    raise BuildError(
-                        f"127.0.0.1:{port} is in use by something other than this demo "
-                        f"({root}); free the port or set another demo.port",
-                        stage="ostree",
-                        step="demo",
-                    )
-                log.info("sharing the demo server on 127.0.0.1:%d", port)
-            else:
-                _start_server(root, port, users)
+            _use_or_start(root, port, users)
         finally:
             os.close(start_fd)
         yield f"http://127.0.0.1:{port}"

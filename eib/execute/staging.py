@@ -66,6 +66,12 @@ def holds_finished_build(output: Path, log_name: str) -> bool:
     return (output / log_name).is_file() and not (output / FAILED).exists()
 
 
+def last_log(output: Path, log_name: str) -> Path:
+    """The log of the last build that ran in `output`, failed or not."""
+    failed = output / FAILED_DIR / log_name
+    return failed if failed.is_file() else output / log_name
+
+
 def begin(output: Path) -> Path:
     """A new, empty staging dir for this build's outputs."""
     staging = output / f"{STAGING_PREFIX}{os.getpid()}"

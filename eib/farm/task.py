@@ -160,6 +160,7 @@ def _already(base: dict[str, Any], marker: dict[str, Any]) -> dict[str, Any]:
 def _build(
     task: Task, plan: Plan, plan_json: str, base: dict[str, Any], lock: DigestLock
 ) -> dict[str, Any]:
+    from eib.execute.staging import last_log
     from eib.farm.buildproc import BuildProcess, log_tail, output_names
     from eib.farm.marker import output_url, write_marker
     from eib.farm.slots import link_demo, take_slot
@@ -184,7 +185,7 @@ def _build(
 
         task.update_state(state="PROGRESS", meta={**progress, "stage": "starting"})
         outcome = build.run(on_event)
-        tail = log_tail(slot.output / plan.outputs.log)
+        tail = log_tail(last_log(slot.output, plan.outputs.log))
         names = output_names(slot.output)
     finished = time.time()
     result = {**base, "slot": slot.number, "finished": finished, "stages": outcome.stages,
