@@ -143,7 +143,7 @@ def test_a_killed_builds_hook_processes_are_ended_by_the_next_run(
     grandchild, sleeper, hook = site.recorded_pids()
     assert wait_for(lambda: not running(hook), 5), "the hook itself dies with eib"
     assert running(grandchild) and running(sleeper), "the fault this test is about"
-    assert list(first.out.glob(".eib-new-*/leftover"))
+    assert wait_for(lambda: list(first.out.glob(".eib-new-*/leftover")), 5)
 
     ready.unlink()
     site.recipe({})
