@@ -72,6 +72,7 @@ def _say(message: str) -> None:
 def run_cache_gc(cache_dir: Path | None, max_size: str) -> None:
     from eib.execute.cache import gc, parse_size
     from eib.execute.exclusive import cache_lock
+    from eib.execute.reclaim import reclaim_stale_builds
 
     limit = parse_size(max_size)
     cache = cache_root(cache_dir)
@@ -79,6 +80,8 @@ def run_cache_gc(cache_dir: Path | None, max_size: str) -> None:
         sys.stdout.write(f"no cache at {cache}\n")
         return
     with cache_lock(cache, None, on_wait=_say):
+        # What killed builds left (processes, mounts under their work dirs) goes first.
+        reclaim_stale_builds()
         evicted, left = gc(cache, limit)
     for entry in evicted:
         sys.stdout.write(f"evicted {entry.stage} {entry.key[:12]}\n")

@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from eib.errors import BuildError
+from eib.tools import owned
 
 log = logging.getLogger("eib.execute.demo_share")
 
@@ -93,6 +94,8 @@ def _start_server(root: Path, port: int, users: Path) -> None:
             stderr=out,
             start_new_session=True,
             close_fds=True,
+            # Shared by the builds of the host: not ended with the build that started it.
+            env=owned.without_mark(os.environ),
         )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from eib.tools import owned
+
 GRACE_SECONDS = 2.0
 FORMAT = "%(asctime)s %(name)s: %(message)s"
 
@@ -91,7 +93,8 @@ def stream_command(
 
     with subprocess.Popen(
         list(argv),
-        env=dict(env),
+        env=owned.child_env(env),
+        preexec_fn=owned.preexec(),
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -100,6 +103,7 @@ def stream_command(
         start_new_session=True,
     ) as proc:
         assert proc.stdout is not None
+        owned.spawned(proc.pid)
         try:
             fd = proc.stdout.fileno()
             exited_at: float | None = None
@@ -132,6 +136,7 @@ def stream_command(
             _kill_group(proc.pid, logger, prefix)
             raise
         status = proc.wait()
+    owned.reaped(proc.pid)
     return status, tail
 
 

@@ -21,9 +21,13 @@ from pathlib import Path
 from types import TracebackType
 
 from eib.errors import BuildError
+from eib.tools.owned import reclaim_journal
 from eib.tools.run import run
 
 log = logging.getLogger("eib.execute.mounts")
+
+# Where a build records the processes it starts (`eib.tools.owned`).
+PIDS_DIR = ".pids"
 
 
 def _inside(path: str, top: Path) -> bool:
@@ -31,15 +35,26 @@ def _inside(path: str, top: Path) -> bool:
     return path == top_s or path.startswith(top_s + "/")
 
 
+def _unescape(field: str) -> str:
+    """A mountinfo path: space, tab, newline and backslash are octal escapes there."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
+
+
 def mounts_under(top: Path) -> list[str]:
-    """Mount points at or below `top`, deepest (latest) first."""
+    """Mount points at or below `top`, deepest first (the latest first at one depth).
+
+    Unmounting in that order never leaves a mount hidden under another.
+    """
     found: list[str] = []
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
         for line in f:
-            target = line.split()[4].replace("\\040", " ")
+            target = _unescape(line.split()[4])
             if _inside(target, top):
                 found.append(target)
-    return list(reversed(found))
+    latest_first = list(reversed(found))
+    return sorted(latest_first, key=lambda t: t.count("/"), reverse=True)
 
 
 def unmount(target: str) -> None:
@@ -136,9 +151,14 @@ def detach_loops_under(top: Path) -> None:
 
 
 def cleanup_work_dir(top: Path) -> None:
-    """Kill, unmount and detach everything that still uses `top`."""
+    """Kill, unmount and detach everything that still uses `top`.
+
+    Processes a SIGKILLed build recorded in `top`'s journal are ended first,
+    then those chrooted below it; mounts go before anything is removed.
+    """
     if not top.exists():
         return
+    reclaim_journal(top / PIDS_DIR)
     kill_processes_under(top)
     for target in mounts_under(top):
         unmount(target)
@@ -149,7 +169,13 @@ def cleanup_work_dir(top: Path) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Delete `path`, clearing the immutable bit ostree puts on deployment dirs."""
+    """Delete `path`, clearing the immutable bit ostree puts on deployment dirs.
+
+    Never below a mount point: everything under `path` is unmounted first,
+    and the removal itself stays on `path`'s file system (`rm
+    --one-file-system`), so a bind of the host's `/dev` that appeared
+    meanwhile is refused, never emptied.
+    """
     if not path.exists():
         return
     cleanup_work_dir(path)
@@ -158,12 +184,26 @@ def remove_tree(path: Path) -> None:
         for deployment in path.glob(f"{prefix}ostree/deploy/*/deploy/*"):
             if deployment.is_dir() and not deployment.is_symlink():
                 _chattr_mutable([deployment])
-    try:
-        shutil.rmtree(path)
-    except PermissionError:
-        # An immutable dir somewhere we did not expect: clear the whole tree.
-        _chattr_mutable([path], recursive=True)
-        shutil.rmtree(path)
+    if _rm_one_file_system(path):
+        return
+    # An immutable dir somewhere we did not expect: clear the whole tree (nothing is mounted).
+    if mounts_under(path):
+        raise BuildError(f"refusing to remove {path}: {', '.join(mounts_under(path))} "
+                         "mounted below it")
+    _chattr_mutable([path], recursive=True)
+    if not _rm_one_file_system(path):
+        raise BuildError(f"cannot remove {path}")
+
+
+def _rm_one_file_system(path: Path) -> bool:
+    proc = subprocess.run(["rm", "-r", "-f", "--one-file-system", "--", str(path)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        log.debug("rm -r %s: %s", path, proc.stderr.strip())
+        if "different device" in proc.stderr:
+            raise BuildError(f"refusing to remove {path}: a file system is mounted below it "
+                             f"({proc.stderr.strip().splitlines()[0]})")
+    return not path.exists()
 
 
 def _chattr_mutable(paths: Sequence[Path], recursive: bool = False) -> None:

@@ -24,6 +24,7 @@ from eib.errors import BuildError, UserError
 from eib.execute import staging
 from eib.execute.cache.bound import keep_bounded
 from eib.execute.cache.bound import max_size as max_cache_size
+from eib.execute.cache.store import reclaim_temporaries
 from eib.execute.context import BuildContext, BuildDirs
 from eib.execute.diskfull import is_disk_full, no_space
 from eib.execute.error_stage import run_error_stage
@@ -32,6 +33,7 @@ from eib.execute.hooks import plan_env
 from eib.execute.logs import build_log
 from eib.execute.mounts import cleanup_work_dir, remove_tree
 from eib.execute.progress import Monitor, NullMonitor
+from eib.execute.reclaim import owned_build, reclaim_stale_builds
 from eib.execute.safedirs import MARKER, claim_work_dir, ensure_private_dir
 from eib.execute.scratch import build_temp_dir
 from eib.execute.stages import BUILD_STAGES, CACHED_STAGES, spec
@@ -234,11 +236,13 @@ def execute(
     reset = "image" in stages
     log_name = plan.outputs.log
     with build_locks(dirs, lock_timeout, monitor):
+        reclaim_stale_builds(skip=dirs.work)
+        reclaim_temporaries(dirs.cache)
         reset_dirs(dirs, reset, log_name)
         target = staging.begin(dirs.output) if reset else dirs.output
         ctx = BuildContext(plan=plan, dirs=replace(dirs, output=target), monitor=monitor,
                            dry_run=dry_run, assemble_disk=assemble_disk, secrets=values)
-        with build_temp_dir(), build_log(target / log_name, scrub):
+        with owned_build(dirs.work), build_temp_dir(), build_log(target / log_name, scrub):
             log.info("eib %s: building %s (plan %s)", __version__, plan.outputs.outversion,
                      plan.digest)
             log.info("cache %s, work %s, output %s", dirs.cache, dirs.work, dirs.output)

@@ -20,27 +20,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from eib.execute.safedirs import ensure_private_dir
+from eib.tools.owned import alive, start_time
 
 log = logging.getLogger("eib.execute.scratch")
+
+__all__ = ["build_temp_dir", "host_temp_root", "owner_alive", "reclaim_stale", "start_time"]
 
 
 def host_temp_root() -> Path:
     return Path(os.environ.get("TMPDIR") or "/tmp") / f"eib-tmp-{os.geteuid()}"
 
 
-def start_time(pid: int) -> str | None:
-    """The process's start time (clock ticks since boot), or None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 22; the command name (field 2) may hold spaces, so count after its ')'.
-    return stat.rpartition(")")[2].split()[19]
-
-
 def owner_alive(name: str) -> bool:
-    pid, _, started = name.partition(".")
-    return pid.isdigit() and start_time(int(pid)) == started
+    return alive(name)
 
 
 def reclaim_stale(root: Path) -> None:

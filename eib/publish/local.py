@@ -7,6 +7,11 @@ or the error log of an earlier attempt) is swapped atomically with
 renameat2(RENAME_EXCHANGE) and kept aside until the whole publish is over:
 when another target fails or a signal stops the publish, it is swapped back,
 so an interrupted re-publish never loses the build published before.
+
+The hidden dirs are named after their publish's process (`<pid>.<start
+time>`): a SIGKILL leaves them behind, and the next publish to the same
+destination removes those whose process is gone (putting a build that was
+set aside back in place when nothing took its place).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,10 +36,15 @@ from eib.publish.targets import (
     join_path,
     publish_error,
 )
+from eib.tools.owned import alive, identity
 
 log = logging.getLogger("eib.publish")
 
 CHUNK = 4 * 1024 * 1024
+INPROGRESS = "inprogress"
+OLD = "old"
+# Hidden dirs whose name holds no owner (made by an earlier eib) are removed after this.
+UNNAMED_OWNER_AGE = 24 * 3600
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
 
@@ -66,6 +77,14 @@ def copy_hashed(src: Path, dest: Path, meter: ProgressMeter, name: str) -> str:
     return digest.hexdigest()
 
 
+def _abandoned(path: Path, owner: str) -> bool:
+    """The publish that made `path` is gone (an unnamed owner: older than a day)."""
+    pid, _, started = owner.partition(".")
+    if pid.isdigit() and started:
+        return not alive(owner)
+    return time.time() - path.lstat().st_mtime > UNNAMED_OWNER_AGE
+
+
 class LocalTarget(Target):
     kind = "local"
 
@@ -81,12 +100,16 @@ class LocalTarget(Target):
     def location(self) -> str:
         return str(self.dest)
 
+    def _hidden(self, kind: str) -> str:
+        return f".{self.dest.name}.{kind}-"
+
     def begin(self) -> None:
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(
-                tempfile.mkdtemp(prefix=f".{self.dest.name}.inprogress-", dir=self.dest.parent)
-            )
+            self.reclaim_stale()
+            self.tmp = Path(tempfile.mkdtemp(
+                prefix=f"{self._hidden(INPROGRESS)}{identity(os.getpid())}-", dir=self.dest.parent
+            ))
             (self.tmp / MARKER).touch()
         except OSError as err:
             raise publish_error(f"cannot create {self.dest}: {err}", step="local") from err
@@ -121,9 +144,9 @@ class LocalTarget(Target):
             if self.dest.exists() and exchange(self.tmp, self.dest):
                 self.previous = self.aside = self.tmp  # the swap left the old build here
             elif self.dest.exists():
-                aside = Path(
-                    tempfile.mkdtemp(prefix=f".{self.dest.name}.old-", dir=self.dest.parent)
-                )
+                aside = Path(tempfile.mkdtemp(
+                    prefix=f"{self._hidden(OLD)}{identity(os.getpid())}-", dir=self.dest.parent
+                ))
                 self.dest.rename(aside / "old")
                 self.previous, self.aside = aside / "old", aside
                 self.tmp.rename(self.dest)
@@ -133,6 +156,22 @@ class LocalTarget(Target):
             raise publish_error(f"moving the build into {self.dest}: {err}", step="local") from err
         self.tmp = None
         self.finished = True
+
+    def reclaim_stale(self) -> None:
+        """Remove the hidden dirs of publishes to this destination that were killed."""
+        for kind in (INPROGRESS, OLD):
+            prefix = self._hidden(kind)
+            for path in self.dest.parent.iterdir():
+                if not path.name.startswith(prefix) or not path.is_dir() or path.is_symlink():
+                    continue
+                owner = path.name[len(prefix):].rpartition("-")[0]
+                if not _abandoned(path, owner):
+                    continue
+                if kind == OLD and (path / "old").is_dir() and not self.dest.exists():
+                    log.info("restoring %s, set aside by a publish that was killed", self.dest)
+                    (path / "old").rename(self.dest)
+                log.info("removing %s, left by a publish that was killed", path)
+                shutil.rmtree(path, ignore_errors=True)
 
     def abort(self) -> None:
         """Remove what this publish added; a build published before it is restored."""

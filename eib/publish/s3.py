@@ -35,6 +35,7 @@ from s3transfer.utils import ChunksizeAdjuster
 
 from eib.errors import BuildError
 from eib.model.recipe import S3Target as S3Settings
+from eib.publish.s3_stale import abort_stale_uploads, owner_record
 from eib.publish.targets import (
     MARKER,
     ProgressMeter,
@@ -227,12 +228,17 @@ class S3Target(Target):
 
         The keys found here belong to an earlier publish of this build: an
         aborted publish must leave them, so `abort` deletes only the others.
+        Unfinished uploads a killed publish left are aborted first; the
+        marker names this publish's process for the next one to judge.
         """
         last: Exception | None = None
         for _ in self._attempts(f"creating {MARKER}"):
             try:
+                abort_stale_uploads(self.client, self.bucket, self.prefix + "/",
+                                    self.key_of(MARKER))
                 self.existing = frozenset(self._keys())
-                self.client.put_object(Bucket=self.bucket, Key=self.key_of(MARKER), Body=b"")
+                self.client.put_object(Bucket=self.bucket, Key=self.key_of(MARKER),
+                                       Body=owner_record())
                 return
             except (ClientError, BotoCoreError) as err:
                 last = err

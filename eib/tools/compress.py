@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from eib.errors import BuildError
+from eib.tools import owned
 from eib.tools.run import require
 
 log = logging.getLogger("eib.tools")
@@ -61,14 +62,19 @@ def start(
     """Start a compressor; the caller streams through it and calls `finish`."""
     require(argv[0])
     log.debug("$ %s", shlex.join(argv))
-    return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
+                            preexec_fn=owned.preexec())
+    owned.spawned(proc.pid)
+    return proc
 
 
 def finish(proc: subprocess.Popen[bytes]) -> None:
     """Wait for a compressor and turn a failure into a BuildError with its stderr."""
     assert proc.stderr is not None
     err = proc.stderr.read().decode(errors="replace").strip()
-    if proc.wait() != 0:
+    status = proc.wait()
+    owned.reaped(proc.pid)
+    if status != 0:
         args = proc.args if isinstance(proc.args, (list, tuple)) else [proc.args]
         command = shlex.join(str(a) for a in args)
         raise BuildError(f"'{command}' exited with {proc.returncode}: {err}")

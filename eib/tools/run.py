@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from eib.errors import BuildError
+from eib.tools import owned
 
 log = logging.getLogger("eib.tools")
 
@@ -44,17 +45,7 @@ def run(
     log.debug("$ %s", shlex.join(argv))
     text_input = input.decode() if isinstance(input, bytes) else input
     try:
-        proc = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            input=text_input,
-            text=True,
-            stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.PIPE if capture else None,
-            timeout=timeout,
-            check=False,
-        )
+        proc = _run_owned(argv, cwd, env, text_input, capture, timeout)
     except FileNotFoundError as err:
         raise BuildError(f"required tool '{argv[0]}' is not installed") from err
     except subprocess.TimeoutExpired as err:
@@ -64,3 +55,34 @@ def run(
         detail = ("\n  " + "\n  ".join(tail)) if tail else ""
         raise BuildError(f"'{shlex.join(argv)}' exited with {proc.returncode}{detail}")
     return proc
+
+
+def _run_owned(
+    argv: list[str],
+    cwd: Path | str | None,
+    env: Mapping[str, str] | None,
+    text_input: str | None,
+    capture: bool,
+    timeout: float | None,
+) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run`, with the child recorded as the build's (`eib.tools.owned`)."""
+    with subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=owned.child_env(env),
+        stdin=subprocess.PIPE if text_input is not None else None,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+        text=True,
+        preexec_fn=owned.preexec(),
+    ) as proc:
+        owned.spawned(proc.pid)
+        try:
+            stdout, stderr = proc.communicate(text_input, timeout=timeout)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            owned.reaped(proc.pid)
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from eib.errors import BuildError
 from eib.network import Deadline
+from eib.tools import owned
 
 log = logging.getLogger("eib.tools")
 
@@ -48,7 +49,9 @@ def run_watched(
     stall = deadline.limits.stall
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    preexec_fn=owned.preexec())
+            owned.spawned(proc.pid)
         except FileNotFoundError as error:
             raise BuildError(f"required tool '{argv[0]}' is not installed") from error
         try:
@@ -68,6 +71,7 @@ def run_watched(
                     raise deadline.limits.deadline_error(what)
         finally:
             stop(proc)
+            owned.reaped(proc.pid)
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace")

@@ -22,6 +22,7 @@ from eib.errors import BuildError, UserError
 from eib.execute.cache.keys import stage_key
 from eib.execute.diskfull import no_space
 from eib.model.plan import Plan
+from eib.tools.owned import alive, identity
 from eib.tools.run import run
 
 log = logging.getLogger("eib.execute.cache")
@@ -137,7 +138,7 @@ def store(
     """
     final = entry_dir(cache, stage, key)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f"{TMP_PREFIX}{key}-{os.getpid()}"
+    tmp = final.parent / f"{TMP_PREFIX}{key}-{identity(os.getpid())}"
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
@@ -240,17 +241,28 @@ def entries(cache: Path, stage: str | None = None) -> list[CacheEntry]:
     return found
 
 
+def reclaim_temporaries(cache: Path) -> None:
+    """Remove the temporary entries of stores whose build is gone (killed halfway).
+
+    Named `<key>-<pid>.<start time>`, so a reused pid does not keep one alive.
+    """
+    for tmp in stages_root(cache).glob(f"*/{TMP_PREFIX}*"):
+        owner = tmp.name.rsplit("-", 1)[-1]
+        if "." in owner and alive(owner):
+            continue
+        if "." not in owner and owner.isdigit() and Path(f"/proc/{owner}").exists():
+            continue
+        log.info("removing %s, left by a build that is gone", tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def gc(cache: Path, max_size: int) -> tuple[list[CacheEntry], int]:
     """Evict least recently used entries until the store fits in `max_size` bytes.
 
     Returns the evicted entries and the size left.  Stale temporary dirs of
     crashed stores go first.
     """
-    root = stages_root(cache)
-    for tmp in root.glob(f"*/{TMP_PREFIX}*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    reclaim_temporaries(cache)
     sized = [(entry, entry.size()) for entry in entries(cache)]
     total = sum(size for _, size in sized)
     evicted: list[CacheEntry] = []
