@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from eib.errors import BuildError
-from eib.tools.run import require
+from eib.tools.run import require, track, untrack
 
 log = logging.getLogger("eib.tools")
 
@@ -61,14 +61,20 @@ def start(
     """Start a compressor; the caller streams through it and calls `finish`."""
     require(argv[0])
     log.debug("$ %s", shlex.join(argv))
-    return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    track(proc)
+    return proc
 
 
 def finish(proc: subprocess.Popen[bytes]) -> None:
     """Wait for a compressor and turn a failure into a BuildError with its stderr."""
     assert proc.stderr is not None
-    err = proc.stderr.read().decode(errors="replace").strip()
-    if proc.wait() != 0:
+    try:
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.wait()
+    finally:
+        untrack(proc)
+    if proc.returncode != 0:
         args = proc.args if isinstance(proc.args, (list, tuple)) else [proc.args]
         command = shlex.join(str(a) for a in args)
         raise BuildError(f"'{command}' exited with {proc.returncode}: {err}")
