@@ -306,10 +306,22 @@ def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
         _remove(path)
 
 
-@pytest.mark.parametrize(("which", "size"), [("work", "6m"), ("cache", "4m")])
+WORK_DIR_UNMOUNTED = pytest.mark.xfail(
+    strict=True,
+    reason="eib.execute.mounts.cleanup_work_dir unmounts every mount at or below the work "
+           "dir, the work dir's own file system included: a build on a dedicated work file "
+           "system runs on the dir beneath it instead")
+
+
+@pytest.mark.parametrize(("which", "size"), [
+    pytest.param("work", "2m", id="work", marks=WORK_DIR_UNMOUNTED),
+    pytest.param("cache", "4m", id="cache"),
+])
 def test_a_full_work_or_cache_dir_is_named_and_leaves_nothing_behind(
     rig: Rig, which: str, size: str
 ) -> None:
+    """The demo's deployment does not fit in a 2 MiB work dir, its commit not in a
+    4 MiB cache dir."""
     site = rig.site
     with small_tmpfs(site.top / f"full-{which}", size) as full:
         argv = site.argv(site.recipe("plain"), "--no-cache", f"--{which}-dir", full)
@@ -320,6 +332,7 @@ def test_a_full_work_or_cache_dir_is_named_and_leaves_nothing_behind(
             _, stderr = proc.communicate(timeout=600)
         finally:
             _OURS.discard(proc.pid)
+        assert os.path.ismount(full), f"the {which} dir's own file system was unmounted"
         assert proc.returncode == 1, stderr[-3000:]
         lines = stderr.strip().splitlines()
         assert len(lines) == 1, stderr[-3000:]
