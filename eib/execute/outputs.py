@@ -28,6 +28,7 @@ from eib.errors import BuildError
 from eib.execute.diskfull import is_disk_full, no_space
 from eib.tools import compress
 from eib.tools.gpg import Signer
+from eib.tools.run import end_running_tools
 
 log = logging.getLogger("eib.execute.outputs")
 
@@ -122,7 +123,12 @@ def compress_image(
     raw_hash, comp_hash = hashlib.sha256(), hashlib.sha256()
     try:
         _compress_into(raw, dest, kind, raw_hash, comp_hash, raw_sign, comp_sign)
-    except OSError as err:
+    except BaseException as err:
+        # gpg ends when its input does: never leave it waiting for more.
+        for pipe in (raw_sign, comp_sign):
+            if pipe:
+                with contextlib.suppress(OSError):
+                    pipe.writer.close()
         if is_disk_full(err):
             raise no_space(dest, stage="image") from err
         raise
@@ -260,8 +266,15 @@ def run_parallel(jobs: dict[str, Callable[[], Published]]) -> dict[str, Publishe
         for key, future in futures.items():
             try:
                 results[key] = future.result()
-            except BaseException as err:
+            except Exception as err:
                 errors.append(err)
+            except BaseException:
+                # A signal: the jobs' tools are ended so that they return now
+                # (their own errors no longer matter), and it is raised at once.
+                end_running_tools()
+                for pending in futures.values():
+                    pending.cancel()
+                raise
         if errors:
             raise errors[0]
     return results

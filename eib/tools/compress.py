@@ -22,7 +22,7 @@ from typing import IO, Literal
 
 from eib.errors import BuildError
 from eib.tools import owned
-from eib.tools.run import require
+from eib.tools.run import require, track, untrack
 
 log = logging.getLogger("eib.tools")
 
@@ -65,16 +65,21 @@ def start(
     proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
                             preexec_fn=owned.preexec())
     owned.spawned(proc.pid)
+    track(proc)
     return proc
 
 
 def finish(proc: subprocess.Popen[bytes]) -> None:
     """Wait for a compressor and turn a failure into a BuildError with its stderr."""
     assert proc.stderr is not None
-    err = proc.stderr.read().decode(errors="replace").strip()
-    status = proc.wait()
-    owned.reaped(proc.pid)
-    if status != 0:
+    try:
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.wait()
+    finally:
+        untrack(proc)
+        if proc.returncode is not None:
+            owned.reaped(proc.pid)
+    if proc.returncode != 0:
         args = proc.args if isinstance(proc.args, (list, tuple)) else [proc.args]
         command = shlex.join(str(a) for a in args)
         raise BuildError(f"'{command}' exited with {proc.returncode}: {err}")

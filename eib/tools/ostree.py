@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from eib.errors import BuildError
+from eib.execute.diskfull import no_space
 from eib.network import Deadline, NetworkLimits
 from eib.tools.run import run
 from eib.tools.watched import dir_state, run_watched
@@ -40,6 +41,26 @@ class GpgVerifyError(BuildError):
     """The pulled commit is unsigned or signed by a key the plan does not trust."""
 
 
+# What ostree says when the file system it writes to is full (or past the
+# repo's `min-free-space-percent`, which it checks before writing).
+DISK_FULL = ("No space left on device", "min-free-space")
+
+
+def _target(args: Sequence[str | Path]) -> Path | None:
+    """The repo or sysroot an ostree command writes to."""
+    for arg in map(str, args):
+        for option in ("--repo=", "--sysroot="):
+            if arg.startswith(option):
+                return Path(arg.removeprefix(option))
+    return None
+
+
+def _check_space(output: str, target: Path | None) -> None:
+    """A full disk is a full disk: `no space left on <mount point>`, not ostree's words."""
+    if target is not None and any(phrase in output for phrase in DISK_FULL):
+        raise no_space(target)
+
+
 def ostree(args: Sequence[str | Path], *, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run `ostree ARGS`, log its output, and raise BuildError with its last words."""
     proc = run(["ostree", *args], check=False)
@@ -47,6 +68,7 @@ def ostree(args: Sequence[str | Path], *, check: bool = True) -> subprocess.Comp
         for line in (stream or "").splitlines():
             log.debug("  %s", line)
     if check and proc.returncode != 0:
+        _check_space((proc.stderr or "") + (proc.stdout or ""), _target(args))
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-5:]
         detail = ("\n  " + "\n  ".join(tail)) if tail else ""
         argv = ["ostree", *(str(a) for a in args)]
@@ -135,6 +157,7 @@ def pull(repo: Path, remote: str, ref: str, commit: str = "", *,
         return
     output = (proc.stderr or "") + (proc.stdout or "")
     last = output.strip().splitlines()[-1:] or [f"exited with {proc.returncode}"]
+    _check_space(output, repo)
     if any(phrase.lower() in output.lower() for phrase in GPG_FAILURES):
         raise GpgVerifyError(
             f"refusing commit of '{ref}' from remote '{remote}': it is unsigned or not "

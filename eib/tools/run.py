@@ -3,6 +3,11 @@ non-zero exit into a `BuildError` carrying the tool's own last words.
 
 Every wrapper in `eib/tools/` goes through `run()`, so the build log shows each
 command exactly once and a failure message always says which tool failed.
+
+The tools running are tracked: a signal is raised in the main thread only, so
+when it stops a build while worker threads wait on tools (the outputs made in
+parallel), `end_running_tools()` ends those tools and the threads return at
+once instead of finishing their work first.
 """
 
 from __future__ import annotations
@@ -11,8 +16,11 @@ import logging
 import shlex
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from eib.errors import BuildError
 from eib.tools import owned
@@ -45,11 +53,35 @@ def run(
     log.debug("$ %s", shlex.join(argv))
     text_input = input.decode() if isinstance(input, bytes) else input
     try:
-        proc = _run_owned(argv, cwd, env, text_input, capture, timeout)
+        child = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=owned.child_env(env),
+            stdin=subprocess.PIPE if text_input is not None else None,
+            text=True,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+            preexec_fn=owned.preexec(),
+        )
     except FileNotFoundError as err:
         raise BuildError(f"required tool '{argv[0]}' is not installed") from err
-    except subprocess.TimeoutExpired as err:
-        raise BuildError(f"'{argv[0]}' timed out after {timeout} s") from err
+    owned.spawned(child.pid)
+    with tracked(child):
+        try:
+            stdout, stderr = child.communicate(text_input, timeout=timeout)
+        except subprocess.TimeoutExpired as err:
+            child.kill()
+            child.communicate()
+            raise BuildError(f"'{argv[0]}' timed out after {timeout} s") from err
+        except BaseException:
+            # Stopped (a signal): the tool must not outlive the wait for it.
+            child.kill()
+            child.wait()
+            raise
+        finally:
+            if child.returncode is not None:
+                owned.reaped(child.pid)
+    proc = subprocess.CompletedProcess(argv, child.returncode, stdout, stderr)
     if check and proc.returncode != 0:
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-5:]
         detail = ("\n  " + "\n  ".join(tail)) if tail else ""
@@ -57,32 +89,36 @@ def run(
     return proc
 
 
-def _run_owned(
-    argv: list[str],
-    cwd: Path | str | None,
-    env: Mapping[str, str] | None,
-    text_input: str | None,
-    capture: bool,
-    timeout: float | None,
-) -> subprocess.CompletedProcess[str]:
-    """`subprocess.run`, with the child recorded as the build's (`eib.tools.owned`)."""
-    with subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=owned.child_env(env),
-        stdin=subprocess.PIPE if text_input is not None else None,
-        stdout=subprocess.PIPE if capture else None,
-        stderr=subprocess.PIPE if capture else None,
-        text=True,
-        preexec_fn=owned.preexec(),
-    ) as proc:
-        owned.spawned(proc.pid)
-        try:
-            stdout, stderr = proc.communicate(text_input, timeout=timeout)
-        except BaseException:
+_running: set[subprocess.Popen[Any]] = set()
+_running_lock = threading.Lock()
+
+
+def track(proc: subprocess.Popen[Any]) -> None:
+    """Count `proc` among the running tools (until `untrack`)."""
+    with _running_lock:
+        _running.add(proc)
+
+
+def untrack(proc: subprocess.Popen[Any]) -> None:
+    with _running_lock:
+        _running.discard(proc)
+
+
+@contextmanager
+def tracked(proc: subprocess.Popen[Any]) -> Iterator[None]:
+    """Count `proc` among the running tools while the block runs."""
+    track(proc)
+    try:
+        yield
+    finally:
+        untrack(proc)
+
+
+def end_running_tools() -> None:
+    """Kill every tracked tool still running (their waiting threads then return)."""
+    with _running_lock:
+        procs = list(_running)
+    for proc in procs:
+        if proc.poll() is None:
+            log.debug("ending %s (pid %d)", proc.args, proc.pid)
             proc.kill()
-            proc.wait()
-            raise
-        finally:
-            owned.reaped(proc.pid)
-    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
