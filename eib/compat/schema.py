@@ -54,8 +54,8 @@ def read_schema(paths: list[Path]) -> list[Rule]:
                         continue
                     _warned.add((origin.file, section, name))
                     log.warning(
-                        "%s: [%s] %s: ignored, a schema key ends in _required, _values or "
-                        "_type (as the legacy builder did)",
+                        "%s: [%s] %s: ignored: not a _required, _values or _type rule "
+                        "(the legacy builder skipped it too)",
                         origin, section, name,
                     )
                     continue
