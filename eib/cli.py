@@ -35,6 +35,7 @@ from eib.commands.options import (  # noqa: E402
     LockOpt,
     PersonalityOpt,
     PlatformOpt,
+    ProductionOpt,
     ProductOpt,
     RecipeArg,
     VariantArgs,
@@ -353,8 +354,13 @@ def legacy_show_config(
     resolved: Annotated[
         bool, typer.Option("--resolved", help="Print values with ${...} expanded")
     ] = False,
+    use_production_ostree: ProductionOpt = False,
 ) -> None:
-    """Print the merged public INI config, like the legacy --show-config."""
+    """Print the merged public INI config, like the legacy --show-config.
+
+    The production switch is accepted so legacy command lines pass through;
+    like the legacy --show-config, the printed configuration is the same.
+    """
     from eib.commands.legacy import run_show_config
 
     run_show_config(

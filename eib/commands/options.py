@@ -39,6 +39,17 @@ LocaldirOpt = Annotated[
     typer.Option("--localdir", "-d", help="Legacy local settings dir", readable=False),
 ]
 
+# The legacy switch, under both its legacy names; the same as
+# `--set build.use_production_ostree=true`.
+ProductionOpt = Annotated[
+    bool,
+    typer.Option(
+        "--use-production-ostree",
+        "--use-production",
+        help="Pull the OS from ostree.prod_url (a legacy tree's prod_pull_url)",
+    ),
+]
+
 RecipeArg = Annotated[
     Path, typer.Argument(help="Recipe YAML file, or a legacy config dir", readable=False)
 ]
@@ -49,7 +60,12 @@ LockOpt = Annotated[
 ]
 
 _PARAMETERS = [
-    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+    inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False if annotation is ProductionOpt else None,
+        annotation=annotation,
+    )
     for name, annotation in (
         ("product", ProductOpt),
         ("branch", BranchOpt),
@@ -58,6 +74,7 @@ _PARAMETERS = [
         ("personality", PersonalityOpt),
         ("set_", SetOpt),
         ("localdir", LocaldirOpt),
+        ("use_production_ostree", ProductionOpt),
     )
 ]
 _NAMES = frozenset(p.name for p in _PARAMETERS)
@@ -70,10 +87,11 @@ class VariantArgs:
     variant: dict[str, str] = field(default_factory=dict)
     sets: tuple[str, ...] = ()
     localdir: Path | None = None
+    use_production_ostree: bool = False
 
     @property
     def given(self) -> bool:
-        return bool(self.variant or self.sets or self.localdir)
+        return bool(self.variant or self.sets or self.localdir or self.use_production_ostree)
 
     def request(self, recipe: Path, lock: Path | None = None) -> CompileRequest:
         """The compile request; a bad attribute is refused here, named as its option."""
@@ -82,7 +100,10 @@ class VariantArgs:
 
         for attr, value in self.variant.items():
             check_variant_value(attr, value, key=f"--{attr}")
-        return CompileRequest(recipe, dict(self.variant), self.sets, self.localdir, lock)
+        sets = self.sets
+        if self.use_production_ostree:
+            sets = (*sets, "build.use_production_ostree=true")
+        return CompileRequest(recipe, dict(self.variant), sets, self.localdir, lock)
 
 
 def variant_args(values: dict[str, Any]) -> VariantArgs:
@@ -91,6 +112,7 @@ def variant_args(values: dict[str, Any]) -> VariantArgs:
         variant={k: values[k] for k in VARIANT_ATTRS if values.get(k) is not None},
         sets=tuple(values.get("set_") or ()),
         localdir=values.get("localdir"),
+        use_production_ostree=bool(values.get("use_production_ostree")),
     )
 
 

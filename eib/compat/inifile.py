@@ -17,8 +17,10 @@ from pathlib import Path
 from eib.errors import Origin, UserError
 
 # A section name configparser will never see in a real file, so `[build]`
-# and `[DEFAULT]` are read as ordinary sections.
+# and `[DEFAULT]` are read as ordinary sections; `[DEFAULT]` is then spread
+# over the file's other sections by `_spread_defaults`.
 _NO_DEFAULT = "\x00eib-no-default-section"
+DEFAULT_SECTION = "DEFAULT"
 _SECTION_RE = re.compile(r"\[(?P<header>.+)\]")
 _OPTION_RE = re.compile(r"(?P<option>.*?)\s*(?P<vi>=|:)\s*(?P<value>.*)$")
 
@@ -95,7 +97,30 @@ def _read_cached(path: Path, mtime_ns: int, size: int) -> IniFile:
     for section in parser.sections():
         ini.sections[section] = dict(parser.items(section))
     _record_lines(ini, text, parser)
+    _spread_defaults(ini)
     return ini
+
+
+def _spread_defaults(ini: IniFile) -> None:
+    """`[DEFAULT]` as configparser has it: its keys belong to every section of the file.
+
+    They follow the section's own keys (configparser's `options()` order) and
+    never replace one of them; the section `[DEFAULT]` itself is not kept.
+    The line of each spread key is its line under `[DEFAULT]`.
+    """
+    defaults = ini.sections.pop(DEFAULT_SECTION, None)
+    ini.section_lines.pop(DEFAULT_SECTION, None)
+    if defaults is None:
+        return
+    for section, options in ini.sections.items():
+        for key, value in defaults.items():
+            if key not in options:
+                options[key] = value
+                line = ini.lines.get((DEFAULT_SECTION, key))
+                if line is not None:
+                    ini.lines[(section, key)] = line
+    for key in defaults:
+        ini.lines.pop((DEFAULT_SECTION, key), None)
 
 
 def _record_lines(ini: IniFile, text: str, parser: configparser.RawConfigParser) -> None:

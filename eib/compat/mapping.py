@@ -245,7 +245,8 @@ def merged_option(section: str, key: str) -> tuple[str, str] | None:
         if not fnmatch.fnmatchcase(section, pattern):
             continue
         for op in ("add", "del"):
-            if key == f"{option}_{op}" or key.startswith(f"{option}_{op}_"):
+            # The reader's glob `<option>_add*`: `hooks_added` is an add key too.
+            if key.startswith(f"{option}_{op}"):
                 return option, op
     return None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,14 +183,6 @@ def config_sources(
     return sources
 
 
-def merged_option_of(section: str, key: str) -> str | None:
-    """The merged option a key named exactly `<option>_add`/`_del` belongs to."""
-    for pattern, option in MERGED_OPTIONS:
-        if key in (f"{option}_add", f"{option}_del") and fnmatch.fnmatchcase(section, pattern):
-            return option
-    return None
-
-
 def read_tree(
     config_dir: Path,
     variant: dict[str, str],
@@ -237,8 +229,31 @@ def read_tree(
     return config
 
 
+def exact_keys_in_table_order(section: str, keys: Mapping[str, object]) -> list[str]:
+    """The exact `<option>_add`/`_del` keys of `keys`, in merged-options table order.
+
+    This is the order the legacy builder renamed them in, after every other
+    key of the file's section: it decides where the namespaced keys stand,
+    and so the order of the merged values.
+    """
+    out: list[str] = []
+    for pattern, option in MERGED_OPTIONS:
+        if not fnmatch.fnmatchcase(section, pattern):
+            continue
+        for op in ("add", "del"):
+            name = f"{option}_{op}"
+            if name in keys and name not in out:
+                out.append(name)
+    return out
+
+
 def _apply_file(config: LegacyConfig, ini: IniFile, source: ConfigSource) -> None:
-    """Later files override earlier ones key by key; exact add/del keys get a namespace."""
+    """Later files override earlier ones key by key; exact add/del keys get a namespace.
+
+    Two passes per section, as LEGACY-INI.md states: every other key in file
+    order, then the exact add/del keys renamed, in table order.  A key that
+    already exists keeps its place (dict assignment does exactly that).
+    """
     config.files.append(source.path)
     for section, options in ini.sections.items():
         if section not in config.sections:
@@ -247,12 +262,13 @@ def _apply_file(config: LegacyConfig, ini: IniFile, source: ConfigSource) -> Non
             if source.private:
                 config.private_sections.add(section)
         target = config.sections[section]
-        for key, value in options.items():
-            name = key
-            if merged_option_of(section, key) is not None:
-                name = f"{key}_{source.namespace}"
+        exact = exact_keys_in_table_order(section, options)
+        plain = [key for key in options if key not in exact]
+        names = [(key, key) for key in plain]
+        names += [(key, f"{key}_{source.namespace}") for key in exact]
+        for key, name in names:
             target[name] = Entry(
-                value,
+                options[key],
                 ini.origin(section, key),
                 private=source.private,
                 namespace=source.namespace,
@@ -267,8 +283,9 @@ def _merge_options(config: LegacyConfig) -> None:
             if section == BUILD:
                 continue
             entries = config.sections[section]
-            adds = fnmatch.filter(list(entries), f"{option}_add_*")
-            dels = fnmatch.filter(list(entries), f"{option}_del_*")
+            # Globs `<option>_add*`/`_del*`: `hooks_added` is an add key too.
+            adds = fnmatch.filter(list(entries), f"{option}_add*")
+            dels = fnmatch.filter(list(entries), f"{option}_del*")
             if option not in entries:
                 interp = config.interpolator()
                 counted = [(k, interp.expand(section, k), +1) for k in adds]

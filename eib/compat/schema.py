@@ -3,10 +3,16 @@
 The builder's schema and the local settings dir's schema are both applied;
 a later schema file overrides a rule of the same key. Rules are checked
 against the expanded values the build will use.
+
+A key without one of the three suffixes is no rule at all: the legacy
+builder skipped it silently, and its own `schema.ini` has several
+(`settings = paths`), so refusing them would refuse every real tree.  eib
+skips them too, with one warning each so a typo does not go unnoticed.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +21,12 @@ from eib.compat.reader import LegacyConfig
 from eib.errors import Origin, UserError, did_you_mean
 from eib.model.plan import REDACTED
 
+log = logging.getLogger("eib.compat")
+
 SUFFIXES = ("_required", "_values", "_type")
 TYPES = ("path", "paths")
+# Suffix-less keys already warned about: one warning per key, not per variant.
+_warned: set[tuple[str, str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,19 @@ def read_schema(paths: list[Path]) -> list[Rule]:
             for name, value in options.items():
                 origin = ini.origin(section, name)
                 suffix = next((s for s in SUFFIXES if name.endswith(s)), None)
-                if suffix is None or name == suffix:
+                if suffix is None:
+                    if (origin.file, section, name) in _warned:
+                        continue
+                    _warned.add((origin.file, section, name))
+                    log.warning(
+                        "%s: [%s] %s: ignored: not a _required, _values or _type rule "
+                        "(the legacy builder skipped it too)",
+                        origin, section, name,
+                    )
+                    continue
+                if name == suffix:
                     raise UserError(
-                        "schema keys must end in _required, _values or _type",
+                        f"a schema key names an option before {suffix}",
                         origin=origin,
                         key=f"[{section}] {name}",
                     )

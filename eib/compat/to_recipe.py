@@ -12,6 +12,7 @@ from typing import Any
 
 from eib.compat.env import legacy_env
 from eib.compat.mapping import to_recipe
+from eib.compat.ostree import map_ostree
 from eib.compat.reader import LegacyConfig, read_tree
 from eib.compat.schema import check_schema, schema_files
 from eib.envnames import env_name
@@ -87,8 +88,11 @@ def load_legacy_tree(
 
         public, refs = masked_sections(config)
         recipe, origins = to_recipe(public, private_keys=frozenset(), origin_of=config.origin_of)
+        # Private values stay tokens in what the ostree mapping copies, too.
+        map_ostree(public, recipe, origins, config.origin_of)
     else:
         recipe, origins = to_recipe(sections, private_keys=private, origin_of=config.origin_of)
+        map_ostree(sections, recipe, origins, config.origin_of)
     recipe_origins: dict[tuple[str | int, ...], Origin] = dict(origins.items())
     return LegacyResult(
         config_dir=config_dir.resolve(),

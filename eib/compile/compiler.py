@@ -214,7 +214,8 @@ def _apply_sets(tree: Tree, sets: list[str]) -> None:
             raise UserError("expected --set section.key=value", origin=origin)
         value = parse_value(text, "--set", tuple(key.split("."))) if text else ""
         parts: KeyPath = tuple(key.split("."))
-        if parts[0] in ("build", "variant"):
+        # The one build switch that is no variant attribute: --use-production-ostree.
+        if parts[0] in ("build", "variant") and parts != ("build", "use_production_ostree"):
             raise UserError("set the variant with --product/--branch/... options", origin=origin)
         if parts[0] in FILE_KEYS:
             raise UserError(f"'{parts[0]}' belongs to a recipe file; --set changes sections",

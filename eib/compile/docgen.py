@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from eib.model.recipe import (
+    BuildSwitches,
     Demo,
     Flatpak,
     FlatpakRemote,
@@ -30,6 +31,7 @@ from eib.model.recipe import (
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("variant", Variant),
+    ("build (command-line switches)", BuildSwitches),
     ("ostree", Ostree),
     ("image", Image),
     ("flatpak", Flatpak),

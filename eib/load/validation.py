@@ -58,6 +58,10 @@ def recipe_error(err: ValidationError, tree: Tree) -> UserError:
             origin=_origin(tree, loc),
             key=dotted(loc),
         )
+    if not loc:
+        # A rule of the whole recipe (a model validator): its message names the keys.
+        text = str((first.get("ctx") or {}).get("error") or first["msg"])
+        return UserError(f"{text}{more}")
     if kind == "missing":
         return UserError(
             f"missing required key '{loc[-1]}'{more}",

@@ -12,7 +12,14 @@ so the models only ever see plain lists.
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 HookName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*$")]
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -46,7 +53,18 @@ class Variant(Section, defer_build=True):
     personality: str = Field("base", description="Image personality, e.g. base, en, pt_BR")
 
 
-class Build(Variant, defer_build=False):
+class BuildSwitches(Section, defer_build=True):
+    """Build switches that pick no variant: given on the command line, not in files."""
+
+    use_production_ostree: bool = Field(
+        False,
+        description="Pull the OS from ostree.prod_url instead of ostree.url "
+        "(--use-production-ostree, or --set build.use_production_ostree=true); "
+        "the deployed OS still follows deploy_url",
+    )
+
+
+class Build(Variant, BuildSwitches, defer_build=False):
     """The resolved `build` section: the variant plus derived facts."""
 
     arch: Literal["amd64", "arm64", "i386"] = "amd64"
@@ -63,6 +81,9 @@ class Ostree(Section):
     """Where the OS tree comes from and how it is deployed."""
 
     url: str = Field("", description="Pull URL of the OSTree repository")
+    prod_url: str = Field(
+        "", description="Pull URL used instead when build.use_production_ostree is true"
+    )
     deploy_url: str = Field("", description="URL the deployed OS pulls updates from")
     ref: str = Field("", description="Ref to pull")
     ref_deploy: str = Field("", description="Ref the deployed OS follows; default: ref")
@@ -285,6 +306,32 @@ class Recipe(BaseModel):
     extra: dict[str, dict[str, Any]] = Field(
         {}, description="Sections eib does not know; exported to hooks"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _production_pull_url(cls, data: Any) -> Any:
+        """`build.use_production_ostree` swaps the pull URL, as the legacy switch did.
+
+        Only the pull changes: an image without its own `deploy_url` keeps
+        following the development `url`, because the legacy switch never
+        changed what the deployed OS tracks.
+        """
+        if not isinstance(data, dict):
+            return data
+        build, ostree = data.get("build"), data.get("ostree")
+        if not isinstance(build, dict) or build.get("use_production_ostree") is not True:
+            return data
+        ostree = ostree if isinstance(ostree, dict) else {}
+        if not ostree.get("prod_url"):
+            raise ValueError(
+                "build.use_production_ostree is true but ostree.prod_url is not set "
+                "(a legacy tree sets it as [ostree] prod_pull_url)"
+            )
+        swapped = {**ostree, "url": ostree["prod_url"]}
+        swapped.setdefault("deploy_url", ostree.get("url", ""))
+        if not swapped["deploy_url"]:
+            swapped["deploy_url"] = ostree.get("url", "")
+        return {**data, "ostree": swapped}
 
 
 KNOWN_SECTIONS = tuple(

@@ -52,12 +52,38 @@ def _files(d: Path, prefix: str, attrs: dict[str, str]) -> list[tuple[Path, str]
     return out
 
 
-@functools.lru_cache(maxsize=256)
 def _parsed(path: Path) -> list[tuple[str, list[tuple[str, str]]]]:
-    """A file's sections and raw items (the fixture does not change during a run)."""
-    one = configparser.RawConfigParser(default_section="-none-")
+    """A file's sections and raw items, `[DEFAULT]` being configparser's.
+
+    `options()` lists a section's own keys, then the `[DEFAULT]` keys it does
+    not set itself: "visible in every section of that file (after the
+    section's own keys)".
+    """
+    stat = path.stat()
+    return _parsed_cached(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_cached(path: Path, mtime: int, size: int) -> list[tuple[str, list[tuple[str, str]]]]:
+    one = configparser.RawConfigParser()
     one.read(path)
-    return [(sect, one.items(sect)) for sect in one.sections()]
+    return [
+        (sect, [(key, one.get(sect, key, raw=True)) for key in one.options(sect)])
+        for sect in one.sections()
+    ]
+
+
+def _file_keys(sect: str, items: list[tuple[str, str]], ns: str) -> list[tuple[str, str]]:
+    """(name, value) in the order they are set: every other key in file order, then the
+    exact `<option>_add`/`_del` keys renamed, in table order, `_add` before `_del`."""
+    exact: list[str] = []
+    for pattern, opt in MERGED:
+        if fnmatch.fnmatchcase(sect, pattern):
+            exact += [opt + "_add", opt + "_del"]
+    values = dict(items)
+    out = [(key, value) for key, value in items if key not in exact]
+    out += [(f"{key}_{ns}", values[key]) for key in exact if key in values]
+    return out
 
 
 def reference_show_config(
@@ -93,11 +119,7 @@ def reference_show_config(
                 order[sect] = []
                 if is_private:
                     private_sections.add(sect)
-            for key, value in items:
-                name = key
-                for pattern, opt in MERGED:
-                    if key in (opt + "_add", opt + "_del") and fnmatch.fnmatchcase(sect, pattern):
-                        name = f"{key}_{ns}"
+            for name, value in _file_keys(sect, items, ns):
                 cp.set(sect, name, value)
                 if name not in order[sect]:
                     order[sect].append(name)
@@ -108,8 +130,8 @@ def reference_show_config(
     shown_merged: dict[tuple[str, str], str] = {}
     for pattern, opt in MERGED:
         for sect in fnmatch.filter(cp.sections(), pattern):
-            adds = [k for k in order[sect] if fnmatch.fnmatchcase(k, opt + "_add_*")]
-            dels = [k for k in order[sect] if fnmatch.fnmatchcase(k, opt + "_del_*")]
+            adds = [k for k in order[sect] if fnmatch.fnmatchcase(k, opt + "_add*")]
+            dels = [k for k in order[sect] if fnmatch.fnmatchcase(k, opt + "_del*")]
             if opt not in order[sect]:
                 every: dict[str, int] = {}
                 visible: dict[str, int] = {}

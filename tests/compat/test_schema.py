@@ -108,12 +108,19 @@ def test_unknown_type_is_a_schema_error(write_tree: TreeWriter) -> None:
         check(config)
 
 
-def test_unknown_suffix_is_a_schema_error(write_tree: TreeWriter) -> None:
+def test_suffixless_schema_keys_are_ignored(write_tree: TreeWriter) -> None:
+    # The legacy builder's own schema.ini has keys such as `settings = paths`.
     config = write_tree(
-        {"config/schema.ini": "[image]\nlogo_needed = true\n", "config/defaults.ini": ""}
+        {
+            "config/schema.ini": "[image]\nsettings = paths\nlogo_needed = true\n"
+            "logo_required = true\n",
+            "config/defaults.ini": "[image]\nsettings = /nonexistent\n",
+        }
     )
-    with pytest.raises(UserError, match="must end in _required, _values or _type"):
+    with pytest.raises(UserError, match=r"\[image\] logo: required option is not set"):
         check(config)
+    (config / "defaults.ini").write_text("[image]\nsettings = /nonexistent\nlogo = x\n")
+    check(config)
 
 
 def test_localdir_schema_is_applied_too(write_tree: TreeWriter) -> None:

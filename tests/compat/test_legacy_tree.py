@@ -1,0 +1,165 @@
+"""A tree laid out like the legacy builder's plans through the real CLI.
+
+Suffix-less schema keys, the pull URL from `dev_pull_url` (or
+`prod_pull_url` with the production switch), trusted keys from `data/keys`
+of the checkout and of the local settings dir, and a private value in the
+local dir: `eib plan CONFIG_DIR -d LOCALDIR` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from eib.paths import RECIPES_DIR
+
+from .conftest import EPOCH
+
+KEY = RECIPES_DIR / "keys" / "eib-demo.asc"
+DEV = "https://ostree.example.org/staging/dev/eos-amd64"
+PROD = "https://ostree.example.org/ostree/eos-amd64"
+DEFAULTS = """
+[ostree]
+dev_pull_url = https://ostree.example.org/staging/dev/eos-${build:arch}
+prod_pull_url = https://ostree.example.org/ostree/eos-${build:arch}
+deploy_url = https://ostree.example.org/ostree/eos-${build:arch}
+remote = eos
+ref = os/eos/${build:arch}/${build:branch}
+ref_deploy = ${ref}
+os = eos
+repo = eos
+enable_p2p_updates = false
+
+[image]
+hooks_add =
+  50-hello
+settings_add = ${build:srcdir}/data/settings/base.gschema.override
+
+[flatpak]
+enable = false
+"""
+SCHEMA = """
+[image]
+settings = paths
+settings_locks = paths
+compression_values = gz xz zstd
+
+[ostree]
+dev_pull_url_required = true
+"""
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, Path]:
+    """(config dir, local settings dir) of a legacy-shaped checkout."""
+    src, local = tmp_path / "src", tmp_path / "local"
+    write(src / "config" / "defaults.ini", DEFAULTS)
+    write(src / "config" / "schema.ini", SCHEMA)
+    write(src / "config" / "product" / "eos.ini", "[image]\ncompression = xz\n")
+    write(src / "data" / "keys" / "eos-ostree.asc", KEY.read_text())
+    write(src / "data" / "settings" / "base.gschema.override", "[org.gnome.desktop]\n")
+    write(src / "hooks" / "image" / "50-hello", "#!/bin/sh\necho hello\n")
+    write(local / "data" / "keys" / "site.asc", KEY.read_text())
+    write(local / "config" / "private.ini", "[site]\ntoken = s3cr3t-token\n")
+    return src / "config", local
+
+
+def eib(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
+    return subprocess.run(
+        [sys.executable, "-m", "eib.cli", *args], capture_output=True, text=True, env=env,
+        timeout=120,
+    )
+
+
+def plan_json(config: Path, local: Path, *extra: str) -> dict:
+    proc = eib("plan", str(config), "-d", str(local), "-p", "eos", "-a", "amd64", "--json", *extra)
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cr3t" not in proc.stdout
+    return json.loads(proc.stdout)
+
+
+def test_plans_with_the_dev_pull_url_and_the_trusted_keys(tree: tuple[Path, Path]) -> None:
+    config, local = tree
+    plan = plan_json(config, local)
+    ostree = plan["ostree"]
+    assert ostree["url"] == DEV
+    assert ostree["prod_url"] == PROD
+    assert ostree["deploy_url"] == PROD
+    assert (ostree["ref"], ostree["ref_deploy"]) == ("os/eos/amd64/master",) * 2
+    assert (ostree["remote"], ostree["os"], ostree["p2p"]) == ("eos", "eos", False)
+    # Both data/keys dirs, by content: the plan builds where the tree is not.
+    assert ostree["gpg_keys"] == [KEY.read_text(), KEY.read_text()]
+    assert plan["build"]["use_production_ostree"] is False
+    assert plan["image"]["compression"] == "xz"
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [
+        ["--use-production-ostree"],
+        ["--use-production"],
+        ["--set", "build.use_production_ostree=true"],
+    ],
+)
+def test_production_switch_pulls_from_prod_pull_url(
+    tree: tuple[Path, Path], switch: list[str]
+) -> None:
+    config, local = tree
+    plan = plan_json(config, local, *switch)
+    assert plan["ostree"]["url"] == PROD
+    assert plan["build"]["use_production_ostree"] is True
+    # The image still tracks deploy_url: the switch changes the pull only.
+    assert plan["ostree"]["deploy_url"] == PROD
+
+
+def test_human_plan_and_validate_show_the_pull(tree: tuple[Path, Path]) -> None:
+    config, local = tree
+    proc = eib("plan", str(config), "--localdir", str(local), "-p", "eos", "-a", "amd64")
+    assert proc.returncode == 0, proc.stderr
+    assert f"pull os/eos/amd64/master from {DEV}" in proc.stdout
+    proc = eib("validate", str(config), "-d", str(local), "-p", "eos", "-a", "amd64",
+               "--use-production-ostree")
+    assert proc.returncode == 0, proc.stderr
+    # One warning per suffix-less schema key; no error.
+    assert proc.stderr.count("ignored") == 2
+    assert "[image] settings:" in proc.stderr
+
+
+def test_a_private_prod_url_stays_a_secret(tree: tuple[Path, Path]) -> None:
+    config, local = tree
+    write(local / "config" / "private.ini",
+          "[ostree]\nprod_pull_url = https://builder:s3cr3t@ostree.example.org/prod\n")
+    plan = plan_json(config, local, "--use-production")
+    assert plan["ostree"]["url"] == "<secret:ostree.prod_pull_url>"
+
+
+def test_production_without_a_prod_url_is_one_line_exit_2(tree: tuple[Path, Path]) -> None:
+    config, local = tree
+    text = (config / "defaults.ini").read_text()
+    (config / "defaults.ini").write_text(text.replace("prod_pull_url", "# prod_pull_url"))
+    proc = eib("plan", str(config), "-d", str(local), "-p", "eos", "-a", "amd64",
+               "--use-production-ostree")
+    assert proc.returncode == 2
+    assert "ostree.prod_url is not set" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_without_key_dirs_the_pull_is_refused(tree: tuple[Path, Path]) -> None:
+    config, local = tree
+    for key in (config.parent / "data" / "keys" / "eos-ostree.asc", local / "data/keys/site.asc"):
+        key.unlink()
+    proc = eib("plan", str(config), "-d", str(local), "-p", "eos", "-a", "amd64")
+    assert proc.returncode == 2
+    assert "no gpg_keys" in proc.stderr
