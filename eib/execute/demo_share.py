@@ -51,8 +51,18 @@ START_TIMEOUT = 20.0
 def lock_dir() -> Path:
     """Host-wide, like the port: the same directory for every build on the host.
 
-    Not `tempfile.gettempdir()`: a build points that at its own work dir."""
-    return Path(os.environ.get("EIB_DEMO_LOCK_DIR") or os.environ.get("TMPDIR") or "/tmp")
+    Neither `tempfile.gettempdir()` (a build points that at its own dir) nor
+    $TMPDIR (builds started with different ones would each think they own
+    the server): root's builds use `/run/eib/demo`, made 0700."""
+    if os.environ.get("EIB_DEMO_LOCK_DIR"):
+        return Path(os.environ["EIB_DEMO_LOCK_DIR"])
+    if os.geteuid() != 0:
+        return Path("/tmp")
+    from eib.execute.safedirs import ensure_private_dir
+
+    path = Path("/run/eib/demo")
+    ensure_private_dir(path, key="EIB_DEMO_LOCK_DIR")
+    return path
 
 
 def _open_lock(path: Path) -> int:

@@ -43,15 +43,17 @@ def _unescape(field: str) -> str:
 
 
 def mounts_under(top: Path) -> list[str]:
-    """Mount points at or below `top`, deepest first (the latest first at one depth).
+    """Mount points below `top`, deepest first (the latest first at one depth).
 
     Unmounting in that order never leaves a mount hidden under another.
+    `top` itself is left out: a work dir on a file system of its own (a
+    dedicated disk, a tmpfs) is the user's mount, not one a build made.
     """
     found: list[str] = []
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
         for line in f:
             target = _unescape(line.split()[4])
-            if _inside(target, top):
+            if _inside(target, top) and target != str(top).rstrip("/"):
                 found.append(target)
     latest_first = list(reversed(found))
     return sorted(latest_first, key=lambda t: t.count("/"), reverse=True)

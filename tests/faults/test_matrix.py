@@ -306,17 +306,9 @@ def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
         _remove(path)
 
 
-WORK_DIR_UNMOUNTED = pytest.mark.xfail(
-    strict=True,
-    reason="eib.execute.mounts.cleanup_work_dir unmounts every mount at or below the work "
-           "dir, the work dir's own file system included: a build on a dedicated work file "
-           "system runs on the dir beneath it instead")
-
-
 @pytest.mark.parametrize(("which", "size"), [
     pytest.param("cache", "4m", id="cache"),
-    # Last of the cases that need the previous build: while it fails, its build succeeds.
-    pytest.param("work", "2m", id="work", marks=WORK_DIR_UNMOUNTED),
+    pytest.param("work", "2m", id="work"),
 ])
 def test_a_full_work_or_cache_dir_is_named_and_leaves_nothing_behind(
     rig: Rig, which: str, size: str
