@@ -75,9 +75,13 @@ class DemoPaths:
 
 
 def _digest(paths: list[Path]) -> str:
+    """Names and contents; eib's own files by their path inside the package, so
+    checkouts at different places share one demo instead of rebuilding it in turn."""
     h = hashlib.sha256()
+    package = _SOURCE_DIR.parent
     for path in paths:
-        h.update(str(path).encode() + b"\0")
+        name = path.relative_to(package) if path.is_relative_to(package) else path
+        h.update(str(name).encode() + b"\0")
         h.update(path.read_bytes() if path.is_file() else b"<missing>")
         h.update(b"\0")
     return h.hexdigest()
