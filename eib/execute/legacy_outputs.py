@@ -18,6 +18,7 @@ from typing import Any
 from eib.envnames import env_name, env_value
 from eib.model.plan import REDACTED, Plan
 from eib.model.recipe import HOOK_GROUPS
+from eib.secrets.tokens import names_in
 from eib.tools import ostree
 
 log = logging.getLogger("eib.execute.legacy_outputs")
@@ -69,8 +70,9 @@ def tag_version(path: Path, outversion: str) -> None:
 def public_sections(plan: Plan) -> dict[str, dict[str, Any]]:
     """The plan's configuration in legacy INI sections, private values redacted.
 
-    The plan holds no secret value (only `<secret:NAME>` tokens), and an
-    option a private value fed shows as `<redacted>`, as `show-config` does.
+    The plan holds no secret value, only `<secret:NAME>` tokens; an option
+    holding one, or fed by a private value, shows as `<redacted>`, as
+    `show-config` shows it.
     """
     dump = plan.model_dump(mode="json")
     sections: dict[str, dict[str, Any]] = {"build": dict(dump["build"])}
@@ -87,10 +89,17 @@ def public_sections(plan: Plan) -> dict[str, dict[str, Any]]:
     for name, options in dump["extra"].items():
         sections.setdefault(name, {}).update(options)
     for section, options in sections.items():
-        for key in options:
-            if plan.env.get(env_name(section, key)) == REDACTED:
+        for key, value in options.items():
+            if plan.env.get(env_name(section, key)) == REDACTED or _holds_token(value):
                 options[key] = REDACTED
     return sections
+
+
+def _holds_token(value: Any) -> bool:
+    """A value built from a secret: shown as `<redacted>`, as `show-config` shows it."""
+    if isinstance(value, list):
+        return any(_holds_token(v) for v in value)
+    return isinstance(value, str) and bool(names_in(value))
 
 
 def config_ini(plan: Plan) -> str:
