@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import eib
 from eib.tools.compress import COMPRESSORS
 
 from .conftest import EIB, Locked, eib_env
@@ -23,6 +24,8 @@ SAME_BYTES = (".img.gz", ".img.gz.sha256", ".img.sha256", ".manifest.json", ".pl
 
 def _build(top: Path, recipe: Path, lock: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in eib_env().items() if k != "SOURCE_DATE_EPOCH"}
+    # The build runs in `top`: it must import the eib under test, not an installed one.
+    env["PYTHONPATH"] = str(Path(eib.__file__).resolve().parent.parent)
     return subprocess.run(
         [*EIB, "run", str(recipe), "--lock", str(lock), "--dry-run",
          "--cache-dir", str(top / "cache"), "--work-dir", str(top / "work"),
