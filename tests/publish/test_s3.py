@@ -41,7 +41,8 @@ def test_publish_uploads_every_file_with_headers_checksums_and_signature(
 
     prefix = f"images/{pub.publish_path}/"
     names = expected_names(output_dir)  # now includes SHA256SUMS and its two signatures
-    assert {"SHA256SUMS", "SHA256SUMS.asc", "SHA256SUMS.gpg", "build.txt", "ovf/" + pub.outversion + ".ovf"} <= names
+    assert {"SHA256SUMS", "SHA256SUMS.asc", "SHA256SUMS.gpg", "build.txt",
+            "ovf/" + pub.outversion + ".ovf"} <= names
     keys = pub.list_keys(s3, bucket, "")
     assert keys == sorted(prefix + n for n in names)
     assert not any(k.endswith(".inprogress") for k in keys)
