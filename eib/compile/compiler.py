@@ -302,9 +302,27 @@ def _validate(resolved: dict[str, Any], tree: Tree) -> Recipe:
             )
     data["extra"] = extra
     try:
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
     except ValidationError as err:
         raise recipe_error(err, tree) from None
+    _refuse_unbuilt_outputs(recipe, tree)
+    return recipe
+
+
+def _refuse_unbuilt_outputs(recipe: Recipe, tree: Tree) -> None:
+    """An output the recipe asks for but eib cannot make stops the plan.
+
+    The legacy builder's `vm_image` wrote an OVF zip; eib has no OVF writer,
+    and a build that silently left the file out would break whoever
+    downloads it.
+    """
+    if recipe.image.vm_image:
+        raise UserError(
+            "eib does not write the legacy OVF zip (<outversion>.ovf.zip)",
+            origin=tree.origin(("image", "vm_image")),
+            key="image.vm_image",
+            hint="set it to false; image.qcow2 writes a disk image for VMs",
+        )
 
 
 def _find_hook(group: str, name: str, dirs: list[tuple[str, Path]]) -> tuple[str, Path] | None:

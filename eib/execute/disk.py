@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eib.errors import BuildError
-from eib.execute import bootloader
+from eib.execute import bootloader, legacy_outputs
 from eib.execute.disk_layout import (
     DOS_RESIZE_MARKER,
     DOS_RESIZE_MARKER_OFFSET,
@@ -216,6 +216,9 @@ def write_root(
     # ostree marks each deployment immutable; mke2fs -d does not copy inode flags.
     deployments = ["/" + p.relative_to(sysroot).as_posix() for p in find_deployments(sysroot)]
     ext4.set_immutable(image, deployments, offset=part.offset)
+    # Installers and eos-metrics read which image a system came from here.
+    ext4.set_xattr(image, "/", legacy_outputs.VERSION_XATTR, plan.outputs.outversion,
+                   offset=part.offset)
     if epoch is not None:
         ext4.normalize_times(image, epoch, offset=part.offset)
 
@@ -360,8 +363,7 @@ def publish_outputs(
     raw_name = plan.outputs.image
     raw_sig = output_dir / (raw_name + ".asc")
     extracted = raw.stat().st_size
-    size_file = compressed.with_name(compressed.name + ".size")
-    size_file.write_text(f"{extracted}\n")
+    size_file = legacy_outputs.write_size(compressed, extracted)
 
     def full() -> Published:
         record, raw_digest = compress_image(raw, compressed, image.compression, signer, raw_sig)
@@ -386,7 +388,8 @@ def publish_outputs(
         def qcow2() -> Published:
             dest = output_dir / f"{base}.qcow2"
             qemu_img.convert_qcow2(raw, dest, extra=image.qcow2_extra)
-            return finish_file("qcow2", dest, signer, virtual_size=qemu_img.virtual_size(dest))
+            return _sized(finish_file("qcow2", dest, signer,
+                                      virtual_size=qemu_img.virtual_size(dest)))
 
         jobs["qcow2"] = qcow2
     if image.boot_zip:
@@ -402,8 +405,20 @@ def publish_outputs(
         # The ISO carries the published image, so it comes last.
         dest = output_dir / f"{base}.iso"
         _make_iso(results["full"], esp_file, work_dir, dest, base, epoch)
-        results["iso"] = finish_file("iso", dest, signer)
+        results["iso"] = _sized(finish_file(
+            "iso", dest, signer, compression_type="iso",
+            extracted_size=results["full"].extra["extracted_size"],
+        ))
+    for record in results.values():
+        record.extra.setdefault("compressed_size", record.size)
+        legacy_outputs.tag_version(record.path, base)
     return results
+
+
+def _sized(record: Published) -> Published:
+    """Add the legacy `.size` file (the file's own byte count) to an uncompressed output."""
+    record.companions.append(legacy_outputs.write_size(record.path, record.size))
+    return record
 
 
 def _esp_tree(esp_file: Path | None, dest: Path) -> None:

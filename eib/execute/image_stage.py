@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 
+from eib.execute import legacy_outputs
 from eib.execute.context import BuildContext
 from eib.execute.deploy import deploy
 from eib.execute.hooks import run_hooks
@@ -24,6 +25,9 @@ def run_image_stage(ctx: BuildContext) -> None:
     plan, dirs = ctx.plan, ctx.dirs
     run_hooks(ctx, "content")
     ctx.deployment = deploy(ctx)
+    # The deployment dir is <commit>.<serial>: the commit the image holds.
+    legacy_outputs.write_ostree_txt(plan, dirs.sysroot, ctx.deployment.name.split(".")[0],
+                                    dirs.output)
     run_hooks(ctx, "image")
 
     if installs_flatpaks(plan):

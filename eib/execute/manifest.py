@@ -37,6 +37,7 @@ def source_commit() -> str:
 
 def basic_info(plan: Plan) -> dict[str, Any]:
     b = plan.build
+    commit = source_commit()
     product_name = plan.env.get("EIB_PRODUCT_NAME") or PRODUCT_NAMES.get(b.product, b.product)
     return {
         "product": b.product,
@@ -47,7 +48,8 @@ def basic_info(plan: Plan) -> dict[str, Any]:
         "personality": b.personality,
         "build_version": b.build_version,
         "outversion": plan.outputs.outversion,
-        "builder": {"name": "eib", "version": __version__, "commit": source_commit()},
+        "builder": {"name": "eib", "version": __version__, "commit": commit},
+        "builder_commit": commit,  # the legacy builder's key
     }
 
 

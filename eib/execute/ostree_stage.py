@@ -12,6 +12,7 @@ import json
 import logging
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from eib.errors import BuildError
@@ -58,6 +59,12 @@ def pull_with_retries(ctx: BuildContext, repo: Path) -> None:
             time.sleep(delay)
 
 
+def commit_date(repo: Path, commit: str) -> str:
+    """The commit's time as the legacy manifest wrote it (`2025-11-28T09:40:00+0000`)."""
+    stamp = ostree.commit_info(repo, commit).timestamp
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
 def write_fragment(ctx: BuildContext, repo: Path) -> None:
     o = ctx.plan.ostree
     fragment = {
@@ -68,6 +75,11 @@ def write_fragment(ctx: BuildContext, repo: Path) -> None:
             "ref_deploy": ctx.deploy_ref,
             "commit": ctx.commit,
             "version": ostree.metadata(repo, ctx.commit, "version"),
+            # The legacy builder's keys, for its manifest's readers.
+            "os": o.os,
+            "deploy_url": o.deploy_url or o.url,
+            "date": commit_date(repo, ctx.commit),
+            "collection-id": (o.collection_id or None) if o.p2p else None,
         }
     }
     ctx.dirs.manifest.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import yaml
 
 from eib import __version__
 from eib.errors import BuildError, UserError
-from eib.execute import staging
+from eib.execute import legacy_outputs, staging
 from eib.execute.cache.bound import keep_bounded
 from eib.execute.cache.bound import max_size as max_cache_size
 from eib.execute.cache.store import reclaim_temporaries
@@ -85,6 +85,7 @@ def save_plan_outputs(plan: Plan, output: Path) -> None:
     config = yaml.safe_dump(public_config(plan), sort_keys=True, allow_unicode=True)
     (output / plan.outputs.config).write_text(config)
     (output / plan.outputs.plan).write_text(plan.to_json())
+    legacy_outputs.write_config_ini(plan, output)
 
 
 def prepare_dirs(dirs: BuildDirs) -> None:

@@ -1,7 +1,8 @@
 """SHA256SUMS: one list of every published file, signed when a key is set.
 
 The list uses `sha256sum`'s format so that downloaders check a build with
-`sha256sum -c SHA256SUMS` and `gpg --verify SHA256SUMS.asc SHA256SUMS`.
+`sha256sum -c SHA256SUMS` and `gpg --verify SHA256SUMS.asc SHA256SUMS`
+(or `SHA256SUMS.gpg`, the same signature under the legacy builder's name).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ log = logging.getLogger("eib.publish")
 
 SUMS_NAME = "SHA256SUMS"
 SIGNATURE_NAME = "SHA256SUMS.asc"
+# The legacy builder's name for the same armoured signature.
+LEGACY_SIGNATURE_NAME = "SHA256SUMS.gpg"
 
 
 def sums_text(entries: Iterable[tuple[str, str]]) -> str:
@@ -61,3 +64,10 @@ def sign_detached(path: Path, signature: Path, keyid: str, gpg_homedir: str) -> 
         raise
     tmp.replace(signature)
     log.info("signed %s with key %s", path.name, keyid)
+
+
+def copy_signature(signature: Path, dest: Path) -> None:
+    """`dest` holding the same bytes as `signature`, replaced whole."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.write_bytes(signature.read_bytes())
+    tmp.replace(dest)

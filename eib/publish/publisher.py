@@ -27,7 +27,14 @@ from eib.model.plan import Plan
 from eib.model.recipe import PublishTarget
 from eib.model.recipe import RsyncTarget as RsyncSettings
 from eib.model.recipe import S3Target as S3Settings
-from eib.publish.checksums import SIGNATURE_NAME, SUMS_NAME, sign_detached, write_sums
+from eib.publish.checksums import (
+    LEGACY_SIGNATURE_NAME,
+    SIGNATURE_NAME,
+    SUMS_NAME,
+    copy_signature,
+    sign_detached,
+    write_sums,
+)
 from eib.publish.targets import (
     MARKER,
     STAGE,
@@ -41,7 +48,8 @@ from eib.publish.targets import (
 log = logging.getLogger("eib.publish")
 
 # Files eib itself writes while publishing: never listed in SHA256SUMS.
-OWN_FILES = {MARKER, SUMS_NAME, SIGNATURE_NAME, SUMS_NAME + ".tmp", SIGNATURE_NAME + ".tmp"}
+OWN_FILES = {MARKER, SUMS_NAME, SIGNATURE_NAME, LEGACY_SIGNATURE_NAME}
+OWN_FILES |= {name + ".tmp" for name in OWN_FILES}
 
 
 @dataclass(frozen=True)
@@ -110,14 +118,30 @@ def checksum_files(plan: Plan, output_dir: Path, files: list[PublishFile]) -> li
     write_sums(sums, [(f.name, f.sha256) for f in files])
     extra = [PublishFile(SUMS_NAME, sums, sums.stat().st_size, sha256_file(sums))]
     signature = output_dir / SIGNATURE_NAME
+    legacy = output_dir / LEGACY_SIGNATURE_NAME
     if plan.image.signing_keyid:
         sign_detached(sums, signature, plan.image.signing_keyid, plan.image.gpg_homedir)
-        extra.append(
-            PublishFile(SIGNATURE_NAME, signature, signature.stat().st_size, sha256_file(signature))
-        )
+        copy_signature(signature, legacy)
+        extra += [PublishFile(p.name, p, p.stat().st_size, sha256_file(p))
+                  for p in (signature, legacy)]
     else:
         signature.unlink(missing_ok=True)
+        legacy.unlink(missing_ok=True)
     return extra
+
+
+def write_build_sums(plan: Plan, output_dir: Path) -> tuple[str, ...]:
+    """SHA256SUMS (and its signatures) for a build that goes to no target.
+
+    A build without targets, or a dry run, still leaves the list that
+    downloaders and mirrors check the files with; the names it wrote are
+    returned.
+    """
+    with tempfile.TemporaryDirectory(prefix="eib-sums-") as tmp:
+        files = collect_files(output_dir, plan.outputs.log, Path(tmp))
+        written = checksum_files(plan, output_dir, files)
+    log.info("wrote %s over %d files", SUMS_NAME, len(files))
+    return tuple(f.name for f in written)
 
 
 def open_target(

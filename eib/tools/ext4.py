@@ -170,3 +170,22 @@ def set_immutable(image: Path, paths: Sequence[str], *, offset: int = 0) -> None
         offset=offset,
         write=True,
     )
+
+
+def set_xattr(image: Path, path: str, name: str, value: str, *, offset: int = 0) -> None:
+    """Set the extended attribute `name` of `path` inside the file system.
+
+    Written with debugfs rather than on the source tree: the work dir's file
+    system may not take `user.*` attributes, and the image is what counts.
+    """
+    if any(c.isspace() or c == '"' for c in value):
+        raise ValueError(f"xattr value {value!r} holds a space or a quote")
+    debugfs(image, [f'ea_set "{path}" {name} {value}'], offset=offset, write=True)
+
+
+def get_xattr(image: Path, path: str, name: str, *, offset: int = 0) -> str | None:
+    """The value of the extended attribute `name` of `path`, or None when unset."""
+    out = run(["debugfs", "-R", f'ea_get "{path}" {name}', _device(image, offset)],
+              check=False).stdout
+    match = re.search(r'= "(.*)"\s*$', out)
+    return match.group(1) if match else None

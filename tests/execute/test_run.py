@@ -109,11 +109,13 @@ def test_build_deploys_runs_hooks_and_writes_manifest(
                           capture_output=True, text=True, check=True).stdout.split()
     assert sorted(refs) == [f"eibtest:{REF}", "eibtest:os/eibtest/amd64/stable"]
 
-    # Output dir: log, manifest, public config, plan.
+    # Output dir: log, manifest, public config (YAML and legacy INI), plan, ostree.txt, sums.
     outversion = "eibtest-master-amd64-amd64.251128-094000.base"
     names = sorted(p.name for p in build.out.iterdir())
     assert names == sorted(["build.txt", f"{outversion}.manifest.json",
-                            f"{outversion}.config.yaml", f"{outversion}.plan.json"])
+                            f"{outversion}.config.yaml", f"{outversion}.plan.json",
+                            f"{outversion}.config.ini", f"{outversion}.ostree.txt",
+                            "SHA256SUMS"])
     manifest = json.loads((build.out / f"{outversion}.manifest.json").read_text())
     assert manifest["ostree"]["commit"] == served.good_commit
     assert manifest["ostree"]["version"] == "2.0"

@@ -40,8 +40,9 @@ def test_publish_uploads_every_file_with_headers_checksums_and_signature(
     )
 
     prefix = f"images/{pub.publish_path}/"
-    names = expected_names(output_dir)  # now includes SHA256SUMS and SHA256SUMS.asc
-    assert {"SHA256SUMS", "SHA256SUMS.asc", "build.txt", "ovf/" + pub.outversion + ".ovf"} <= names
+    names = expected_names(output_dir)  # now includes SHA256SUMS and its two signatures
+    assert {"SHA256SUMS", "SHA256SUMS.asc", "SHA256SUMS.gpg", "build.txt",
+            "ovf/" + pub.outversion + ".ovf"} <= names
     keys = pub.list_keys(s3, bucket, "")
     assert keys == sorted(prefix + n for n in names)
     assert not any(k.endswith(".inprogress") for k in keys)
@@ -64,7 +65,7 @@ def test_publish_uploads_every_file_with_headers_checksums_and_signature(
 
     sums = s3.get_object(Bucket=bucket, Key=prefix + "SHA256SUMS")["Body"].read().decode()
     listed = dict(reversed(line.split("  ", 1)) for line in sums.splitlines())
-    assert set(listed) == names - {"SHA256SUMS", "SHA256SUMS.asc"}
+    assert set(listed) == names - {"SHA256SUMS", "SHA256SUMS.asc", "SHA256SUMS.gpg"}
     for name, digest in listed.items():
         assert hashlib.sha256((output_dir / name).read_bytes()).hexdigest() == digest
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=output_dir,
@@ -73,14 +74,15 @@ def test_publish_uploads_every_file_with_headers_checksums_and_signature(
 
     down = tmp_path / "down"
     down.mkdir()
-    for name in ("SHA256SUMS", "SHA256SUMS.asc"):
+    for name in ("SHA256SUMS", "SHA256SUMS.asc", "SHA256SUMS.gpg"):
         s3.download_file(bucket, prefix + name, str(down / name))
-    verify = subprocess.run(
-        ["gpg", "--homedir", str(gpg_key.homedir), "--verify",
-         str(down / "SHA256SUMS.asc"), str(down / "SHA256SUMS")],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert verify.returncode == 0 and "Good signature" in verify.stderr, verify.stderr
+    for signature in ("SHA256SUMS.asc", "SHA256SUMS.gpg"):  # .gpg: the legacy name
+        verify = subprocess.run(
+            ["gpg", "--homedir", str(gpg_key.homedir), "--verify",
+             str(down / signature), str(down / "SHA256SUMS")],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert verify.returncode == 0 and "Good signature" in verify.stderr, verify.stderr
     (down / "SHA256SUMS").write_text(sums.replace("build.txt", "build.TXT"))
     tampered = subprocess.run(
         ["gpg", "--homedir", str(gpg_key.homedir), "--verify",

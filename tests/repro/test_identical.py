@@ -13,16 +13,19 @@ from pathlib import Path
 
 import pytest
 
+import eib
 from eib.tools.compress import COMPRESSORS
 
 from .conftest import EIB, Locked, eib_env
 
 SAME_BYTES = (".img.gz", ".img.gz.sha256", ".img.sha256", ".manifest.json", ".plan.json",
-              ".config.yaml")
+              ".config.yaml", ".config.ini", ".ostree.txt", ".img.gz.size")
 
 
 def _build(top: Path, recipe: Path, lock: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in eib_env().items() if k != "SOURCE_DATE_EPOCH"}
+    # The build runs in `top`: it must import the eib under test, not an installed one.
+    env["PYTHONPATH"] = str(Path(eib.__file__).resolve().parent.parent)
     return subprocess.run(
         [*EIB, "run", str(recipe), "--lock", str(lock), "--dry-run",
          "--cache-dir", str(top / "cache"), "--work-dir", str(top / "work"),
@@ -65,6 +68,10 @@ def test_two_locked_builds_on_two_machines_are_byte_identical(
     assert raws[0][1] > 1 << 20
     assert raws[0] == raws[1], "raw images differ"
     assert differ == []
+    # SHA256SUMS lists the build log's snapshot too: every other line is the same.
+    sums = [[line for line in (out / "SHA256SUMS").read_text().splitlines()
+             if not line.endswith("  build.txt")] for out in outs]
+    assert sums[0] == sums[1] and len(sums[0]) > 5
 
 
 def _raw_digest(compressed: Path) -> tuple[str, int]:
