@@ -412,6 +412,10 @@ def _plan(
         env[env_name("secrets", ref.name)] = token(ref.name)
     env = dict(sorted(env.items()))
     config = config_sections(recipe, tokens)
+    if private_refs:
+        config["secrets"] = dict(sorted(
+            {**config.get("secrets", {}), **{r.name: token(r.name) for r in private_refs}}.items()
+        ))
     plan = Plan(
         eib_version=__version__,
         recipe=path.resolve().name,

@@ -5,31 +5,23 @@ every variable of the legacy hook environment."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
-from execute.conftest import (  # noqa: F401  (fixtures)
-    Build,
-    Served,
-    Signing,
-    build,
-    eib_env,
-    served,
-    signing,
-    write_hook,
-    write_recipe,
-)
+# The executor tests' tiny OS and builds (fixtures: tests/compat/conftest.py).
+from execute.conftest import Build, Served, Signing, eib_env, write_hook, write_recipe
 
 # Every variable LEGACY-HOOKS.md §2 lists as set for a host-side image hook
 # (EIB_LOCALDIR, EIB_DEBUG and GIT_SSH only exist with a localdir, --debug, a helper).
-LEGACY_VARIABLES = """
-EIB_PRODUCT EIB_BRANCH EIB_ARCH EIB_PLATFORM EIB_PERSONALITY EIB_SERIES EIB_BUILD_VERSION
-EIB_DRY_RUN EIB_USE_PRODUCTION_OSTREE EIB_SRCDIR EIB_CACHEDIR EIB_SYSCONFDIR EIB_DATADIR
-EIB_HELPERSDIR EIB_BASELIB EIB_TMPDIR EIB_CONTENTDIR EIB_OUTDIR EIB_MANIFESTDIR EIB_TMPCONFIG
-EIB_TMPFULLCONFIG EIB_OUTVERSION EIB_OSTREE_REPODIR EIB_OSTREE_CHECKOUT EIB_SSH_OPTIONS
-EIB_IMAGE_HOOKS EIB_HOOK_GROUP EIB_CACHEDIR_CHROOT EIB_SRCDIR_CHROOT OSTREE_CURRENT_DEPLOYMENT
-OSTREE_DEPLOYMENT OSTREE_VAR PATH PYTHONPATH AWS_SHARED_CREDENTIALS_FILE LANG SHELL
-EIB_PUBLISH_S3_BUCKET EIB_PUBLISH_S3_REGION
-""".split()
+LEGACY_VARIABLES = [
+    "EIB_PRODUCT", "EIB_BRANCH", "EIB_ARCH", "EIB_PLATFORM", "EIB_PERSONALITY", "EIB_SERIES",
+    "EIB_BUILD_VERSION", "EIB_DRY_RUN", "EIB_USE_PRODUCTION_OSTREE", "EIB_SRCDIR", "EIB_CACHEDIR",
+    "EIB_SYSCONFDIR", "EIB_DATADIR", "EIB_HELPERSDIR", "EIB_BASELIB", "EIB_TMPDIR",
+    "EIB_CONTENTDIR", "EIB_OUTDIR", "EIB_MANIFESTDIR", "EIB_TMPCONFIG", "EIB_TMPFULLCONFIG",
+    "EIB_OUTVERSION", "EIB_OSTREE_REPODIR", "EIB_OSTREE_CHECKOUT", "EIB_SSH_OPTIONS",
+    "EIB_IMAGE_HOOKS", "EIB_HOOK_GROUP", "EIB_CACHEDIR_CHROOT", "EIB_SRCDIR_CHROOT",
+    "OSTREE_CURRENT_DEPLOYMENT", "OSTREE_DEPLOYMENT", "OSTREE_VAR", "PATH", "PYTHONPATH",
+    "AWS_SHARED_CREDENTIALS_FILE", "LANG", "SHELL", "EIB_PUBLISH_S3_BUCKET",
+    "EIB_PUBLISH_S3_REGION",
+]
 
 
 def test_sourced_hook_uses_eib_retry_and_checksum_file(
@@ -112,10 +104,13 @@ def test_python_hook_error_fails_the_build(
     write_recipe(recipe_dir, served, signing, hooks={"image": ["30-fail"]})
     proc = build.run()
     assert proc.returncode != 0
-    assert "ImageBuildError: settings missing" in proc.stderr + (build.out / "build.txt").read_text()
+    log = (build.out / "build.txt").read_text()
+    assert "ImageBuildError: settings missing" in proc.stderr + log
 
 
-def test_dconf_style_chroot_hooks_share_tmp(build: Build, served: Served, signing: Signing) -> None:
+def test_dconf_style_chroot_hooks_share_tmp(
+    build: Build, served: Served, signing: Signing
+) -> None:
     recipe_dir = build.recipe.parent
     write_hook(recipe_dir, "image", "60-dconf-prepare", """
         mkdir -p "$OSTREE_DEPLOYMENT/tmp/dconf-overrides/locks"
@@ -160,7 +155,8 @@ def test_every_legacy_variable_is_set(build: Build, served: Served, signing: Sig
         done
         echo "missing:$missing" > "$OSTREE_DEPLOYMENT/etc/env-check"
         test -d "$EIB_OSTREE_CHECKOUT/ostree/repo"
-        test -d "$EIB_OSTREE_CHECKOUT/ostree/deploy/$EIB_OSTREE_OS/deploy/$OSTREE_CURRENT_DEPLOYMENT"
+        deploy="$EIB_OSTREE_CHECKOUT/ostree/deploy/$EIB_OSTREE_OS/deploy"
+        test -d "$deploy/$OSTREE_CURRENT_DEPLOYMENT"
         test -f "$EIB_TMPCONFIG" && test -f "$EIB_TMPFULLCONFIG"
         test -e "$EIB_TMPDIR/build.txt"
         head -1 "$EIB_TMPCONFIG" > "$OSTREE_DEPLOYMENT/etc/config-header"
