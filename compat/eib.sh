@@ -12,6 +12,9 @@ shopt -s extglob
 # ERR traps follow into shell functions.
 set -E
 
+# Mount points eib_mount made in this shell (also recorded in a file, for later hooks).
+declare -ga EIB_MOUNTS
+
 # xtrace shows the script and time: "+ 50-hostname 10:13:40: command".
 export PS4='+ ${BASH_SOURCE[0]##*/} \t: '
 
@@ -43,6 +46,169 @@ retry() {
   done
 }
 
+# Retry CMD at most EIB_RETRY_ATTEMPTS (default 10) times in total, sleeping
+# EIB_RETRY_INTERVAL (default 1) seconds between attempts; the legacy
+# builder's name and messages (`retry` above is eib's shorter form).
+eib_retry() {
+  local -i max=${EIB_RETRY_ATTEMPTS:-10} n=1
+  local interval=${EIB_RETRY_INTERVAL:-1}
+  if [ $# -eq 0 ]; then
+    echo "error: No command supplied to ${FUNCNAME}" >&2
+    return 1
+  fi
+  while true; do
+    "$@" && return 0
+    if (( n >= max )); then
+      echo "$* failed ${n} times; giving up" >&2
+      return 1
+    fi
+    echo "$* failed; retrying..." >&2
+    (( n++ ))
+    sleep "${interval}"
+  done
+}
+
+# Wait for udev to settle; without a udev (a container) there is nothing to wait for.
+eib_udevadm_settle() {
+  if [ ! -e /run/udev/control ]; then
+    echo "udev not running; not waiting for it to settle" >&2
+    return 0
+  fi
+  SYSTEMD_IGNORE_CHROOT=1 eib_retry udevadm settle || true
+  return 0
+}
+
+# Add (scan) or remove the partition devices of a loop device.
+eib_partx_scan() {
+  local dev=${1:?No device supplied to ${FUNCNAME}}
+  eib_udevadm_settle
+  eib_retry partx -a -v "${dev}"
+}
+eib_partx_delete() {
+  local dev=${1:?No device supplied to ${FUNCNAME}}
+  eib_udevadm_settle
+  eib_retry partx -d -v "${dev}"
+}
+
+# Detach a loop device, retried while udev still holds it.
+eib_delete_loop() {
+  local dev=${1:?No device supplied to ${FUNCNAME}}
+  eib_udevadm_settle
+  eib_retry losetup -d "${dev}"
+}
+
+# Mark DIR with the image version (xattr user.eos-image-version).
+eib_write_version_xattr() {
+  local dir=${1:?No directory supplied to ${FUNCNAME}}
+  if command -v attr > /dev/null; then
+    attr -s eos-image-version -V "${EIB_OUTVERSION}" "${dir}"
+  else
+    setfattr -n user.eos-image-version -v "${EIB_OUTVERSION}" "${dir}"
+  fi
+}
+
+# Fix the SPL checksum of DISK with the deployed OS's own tool, when it has one.
+eib_fix_boot_checksum() {
+  local disk=${1:?No disk supplied to ${FUNCNAME}}
+  local deploy=${2:?No deployment supplied to ${FUNCNAME}}
+  if [ -x "${deploy}/usr/sbin/amlogic-fix-spl-checksum" ]; then
+    "${deploy}/usr/sbin/amlogic-fix-spl-checksum" "${disk}"
+  fi
+  return 0
+}
+
+# Copy the ref SRC to DEST in the repo REPO (refs/heads).
+ostree_write_refs() {
+  local repo=${1:?No repo supplied to ${FUNCNAME}}
+  local src=${2:?No source ref supplied to ${FUNCNAME}}
+  local dest=${3:?No destination ref supplied to ${FUNCNAME}}
+  local dest_dir=${dest%/*}
+  [ "${dest_dir}" = "${dest}" ] && dest_dir=
+  mkdir -p -- "${repo}/refs/heads/${dest_dir}"
+  cp -- "${repo}/refs/heads/${src}" "${repo}/refs/heads/${dest}"
+}
+
+# Compress IN into OUT with EIB_IMAGE_COMPRESSION (xz, gz; eib also knows zstd).
+eib_compress_image() {
+  local in=${1:?No input supplied to ${FUNCNAME}}
+  local out=${2:?No output supplied to ${FUNCNAME}}
+  case "${EIB_IMAGE_COMPRESSION}" in
+    xz) xz -vv -M1G -T0 -4 -c "${in}" > "${out}" ;;
+    gz) pigz --no-name -c "${in}" > "${out}" ;;
+    zstd) zstd -q -T0 -c "${in}" > "${out}" ;;
+    *)
+      echo "Unrecognized image compression ${EIB_IMAGE_COMPRESSION}" >&2
+      return 1
+      ;;
+  esac
+}
+
+# Run CMD inside the OS tree ROOT with a clean environment (PATH, SHELL, LANG,
+# TERM, PS4 and EIB_*), as the legacy eib-chroot did; shadows chroot(8).
+chroot() {
+  local root=${1:?No root supplied to ${FUNCNAME}}
+  shift
+  if [ -x "${EIB_HELPERSDIR:-}/eib-chroot" ]; then
+    "${EIB_HELPERSDIR}/eib-chroot" "${root}" "$@"
+    return
+  fi
+  local name
+  local -a keep=()
+  for name in PATH SHELL LANG SHLVL TERM PS4 $(compgen -e EIB_); do
+    [ -n "${!name+x}" ] && keep+=("${name}=${!name}")
+  done
+  (cd / && env -i "${keep[@]}" chroot "${root}" "$@")
+}
+
+# Run the hooks of GROUP listed in EIB_<GROUP>_HOOKS, in C sort order, from
+# the localdir's hooks/GROUP, else ${EIB_HOOKSDIR:-$EIB_SRCDIR/hooks}/GROUP.
+# `.chroot` hooks run inside ROOT, or are skipped without one.
+run_hooks() {
+  local group=${1:?No hook group supplied to ${FUNCNAME}}
+  local root=${2:-}
+  local var="EIB_${group^^}_HOOKS" name hook dir found
+  local -a names dirs
+  echo "Running ${group} hooks"
+  export EIB_HOOK_GROUP=${group}
+  dirs=()
+  [ -n "${EIB_LOCALDIR:-}" ] && dirs+=("${EIB_LOCALDIR}/hooks/${group}")
+  dirs+=("${EIB_HOOKSDIR:-${EIB_SRCDIR}/hooks}/${group}")
+  mapfile -t names < <(for name in ${!var:-}; do echo "${name}"; done | LC_ALL=C.UTF-8 sort)
+  for name in "${names[@]}"; do
+    [ -n "${name}" ] || continue
+    found=
+    for dir in "${dirs[@]}"; do
+      if [ -f "${dir}/${name}" ]; then found="${dir}/${name}"; break; fi
+    done
+    if [ -z "${found}" ]; then
+      echo "Missing hook ${name} not found in ${dirs[*]}" >&2
+      return 1
+    fi
+    hook=${found}
+    if [[ "${name}" == *.chroot ]]; then
+      if [ -z "${root}" ]; then
+        echo "Skipping hook, no chroot available: ${name}"
+        continue
+      fi
+      echo "Run hook in chroot: ${name}"
+      cp -- "${hook}" "${root}/tmp/${name}"
+      if [ -x "${hook}" ]; then
+        chroot "${root}" "/tmp/${name}" || return
+      else
+        chroot "${root}" bash -ex "/tmp/${name}" || return
+      fi
+      rm -f -- "${root}/tmp/${name}"
+    else
+      echo "Run hook: ${name}"
+      if [ -x "${hook}" ]; then
+        "${hook}" || return
+      else
+        ( . "${hook}" ) || return
+      fi
+    fi
+  done
+}
+
 # Delete and recreate a directory.
 recreate_dir() {
   local dir=${1:?No directory supplied to ${FUNCNAME}}
@@ -64,10 +230,43 @@ eib_mount() {
     return 1
   fi
   target=${!#}
+  mkdir -p -- "${target}"
   mount "$@" || return
+  target=$(readlink -f -- "${target}")
+  EIB_MOUNTS+=("${target}")
   file=$(eib_mounts_file)
   mkdir -p -- "$(dirname -- "${file}")"
-  readlink -f -- "${target}" >> "${file}"
+  echo "${target}" >> "${file}"
+}
+
+# Unmount one tracked mount point (every entry equal to TARGET) and forget it.
+eib_umount() {
+  local target=${1:?No mount target supplied to ${FUNCNAME}}
+  local file entry found=false status=0
+  local -a targets kept=()
+  file=$(eib_mounts_file)
+  target=$(readlink -f -- "${target}")
+  targets=()
+  [ -f "${file}" ] && mapfile -t targets < "${file}"
+  for entry in "${targets[@]}"; do
+    if [ "${entry}" = "${target}" ]; then
+      found=true
+      umount -- "${entry}" || status=1
+    else
+      kept+=("${entry}")
+    fi
+  done
+  if ! ${found}; then
+    echo "Mount point ${target} not tracked in: ${targets[*]}" >&2
+    return 1
+  fi
+  if [ ${#kept[@]} -gt 0 ]; then
+    printf '%s\n' "${kept[@]}" > "${file}"
+  else
+    rm -f -- "${file}"
+  fi
+  EIB_MOUNTS=("${kept[@]}")
+  return ${status}
 }
 
 # Unmount every recorded mount point, newest first so submounts go before
@@ -88,6 +287,7 @@ eib_umount_all() {
   done
   if [ ${status} -eq 0 ]; then
     rm -f -- "${file}"
+    EIB_MOUNTS=()
   fi
   return ${status}
 }
@@ -107,16 +307,16 @@ sign_file() {
       "${file}"
 }
 
-# Write FILE.sha256 (or OUTFILE) in sha256sum format, naming the file by its
-# base name so the checksum can be verified next to it after download.
+# Write FILE.sha256 (or OUTFILE) in sha256sum format, naming the file TARGET
+# (default: its base name) so the checksum can be verified next to it after
+# download.
 checksum_file() {
   local file=${1:?No file supplied to ${FUNCNAME}}
   local outfile=${2:-${file}.sha256}
-  local dir name sum
-  dir=$(dirname -- "${file}")
-  name=$(basename -- "${file}")
-  sum=$(cd -- "${dir}" && sha256sum -- "${name}") || return
-  echo "${sum}" > "${outfile}"
+  local target=${3:-$(basename -- "${file}")}
+  local sum
+  sum=$(sha256sum < "${file}") || return
+  echo "${sum%% *}  ${target}" > "${outfile}"
 }
 
 # Turn a locale like br_FR.iso885915@euro into an ISO 639-1 tag: br-FR.
@@ -160,7 +360,7 @@ eib_root_path() {
   echo "${root}${done}"
 }
 
-# Numeric id of a user or group of the deployed OS.
+# Numeric id of a user or group of the deployed OS (its lib/passwd, lib/group).
 ostree_uid() {
   grep "^${1}:" "${OSTREE_DEPLOYMENT}"/lib/passwd | cut -d : -f 3
 }

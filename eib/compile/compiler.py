@@ -378,7 +378,7 @@ def _plan(
     private_refs: list[SecretRef] | None,
     epoch: int | None,
 ) -> Plan:
-    from eib.compile.hookenv import recipe_env
+    from eib.compile.hookenv import config_sections, recipe_env
     from eib.envnames import env_name
 
     build = recipe.build
@@ -421,13 +421,19 @@ def _plan(
         plan=f"{outversion}.plan.json",
     )
     secrets = _secret_refs(recipe, tree, private_refs)
-    env = recipe_env(recipe)
-    for var, name in _secret_option_env(recipe).items():
+    env = recipe_env(recipe, outversion)
+    tokens = {var: token(name) for var, name in _secret_option_env(recipe).items()}
+    for var, value in tokens.items():
         if var in env:
-            env[var] = token(name)
+            env[var] = value
     for ref in private_refs or []:  # as a converted recipe's secrets: section shows them
         env[env_name("secrets", ref.name)] = token(ref.name)
     env = dict(sorted(env.items()))
+    config = config_sections(recipe, tokens)
+    if private_refs:
+        config["secrets"] = dict(sorted(
+            {**config.get("secrets", {}), **{r.name: token(r.name) for r in private_refs}}.items()
+        ))
     plan = Plan(
         eib_version=__version__,
         recipe=path.resolve().name,
@@ -442,6 +448,7 @@ def _plan(
         secrets=secrets,
         extra=recipe.extra,
         env=env,
+        config=config,
         pass_env=recipe.hooks.pass_env,
         warnings=warnings,
         outputs=outputs,

@@ -3,6 +3,10 @@
 YAML sections map onto the legacy section names (`hooks.image` is
 `[image] hooks`, `flatpak.remotes.X` is `[flatpak-remote-X]`) so a legacy
 hook finds the same variables whichever format the recipe is in.
+
+Everything here is a fact of the plan, fixed when it is compiled; the paths
+only known while building (work, cache and output dirs, the deployment) are
+added by the executor (`eib.execute.hookenv`).
 """
 
 from __future__ import annotations
@@ -48,8 +52,49 @@ def legacy_sections(recipe: Recipe) -> dict[str, dict[str, Any]]:
     }
     for name, options in dump["extra"].items():
         sections.setdefault(name, {}).update(options)
+    _legacy_facts(recipe, sections)
     return sections
 
 
-def recipe_env(recipe: Recipe) -> dict[str, str]:
-    return dict(sorted(sections_env(legacy_sections(recipe)).items()))
+def _legacy_facts(recipe: Recipe, sections: dict[str, dict[str, Any]]) -> None:
+    """Options the legacy builder's own config always had, derived where the recipe lacks them.
+
+    Hooks test `EIB_PUBLISH_S3_BUCKET` to decide whether to upload and pass
+    `EIB_SSH_OPTIONS` to ssh; an INI tree's `s3_bucket` became a publish
+    target, so the first S3 target gives them back.
+    """
+    build = sections["build"]
+    sysconfdir = build.get("sysconfdir") or "/etc/eos-image-builder"
+    build.setdefault("ssh_options", f"-i {sysconfdir}/ssh-key.pem -o StrictHostKeyChecking=no")
+    if build.get("srcdir"):
+        build.setdefault("helpersdir", f"{build['srcdir']}/helpers")
+        build.setdefault("datadir", f"{build['srcdir']}/data")
+    s3 = next((t for t in recipe.publish.targets if t.kind == "s3"), None)
+    publish = sections.setdefault("publish", {})
+    publish.setdefault("s3_bucket", getattr(s3, "bucket", ""))
+    publish.setdefault("s3_region", getattr(s3, "region", ""))
+
+
+def config_sections(recipe: Recipe, tokens: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The merged config as INI text values, for `EIB_TMPCONFIG`/`EIB_TMPFULLCONFIG`.
+
+    `tokens` maps a variable name to the secret token standing for its value,
+    so a private option is a token here exactly as it is in the environment.
+    """
+    config: dict[str, dict[str, str]] = {}
+    for section, options in legacy_sections(recipe).items():
+        values = {
+            option: tokens.get(env_name(section, option), env_value(value))
+            for option, value in options.items()
+            if not isinstance(value, dict)
+        }
+        config[section] = dict(sorted(values.items()))
+    return config
+
+
+def recipe_env(recipe: Recipe, outversion: str = "") -> dict[str, str]:
+    """Every option as a variable, plus the plan facts legacy hooks read (`EIB_OUTVERSION`)."""
+    env = sections_env(legacy_sections(recipe))
+    if outversion:
+        env["EIB_OUTVERSION"] = outversion
+    return dict(sorted(env.items()))

@@ -2,123 +2,44 @@
 
 The compiler already chose each hook file (recipe dir, legacy localdir,
 built-in) and pinned its sha256; this module only refuses a file that changed
-since, builds the `EIB_*` environment old hooks expect, and runs the hook:
-executable files directly, others sourced by bash after the shell library,
-`.chroot` hooks inside the deployment.
+since, and runs the hook as the legacy builder did: executable files
+directly, others sourced by bash after the shell library, `.chroot` hooks
+inside the deployment.  The image group runs with the deployment mounted once
+for all its hooks (`eib.execute.hookroot`); the environment comes from
+`eib.execute.hookenv`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
 import os
-import pwd
 import shlex
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from eib import paths
 from eib.errors import BuildError
-from eib.execute.chroot import chroot_mounts
 from eib.execute.context import BuildContext
+from eib.execute.hookenv import CHROOT_PATH, chroot_env, hook_env, plan_env
+from eib.execute.hookfiles import write_hook_files
+from eib.execute.hookroot import ChrootPaths, image_group_root
+from eib.execute.inroot import resolve_in_root
 from eib.execute.logs import stream_command
 from eib.execute.mounts import kill_processes_under
-from eib.model.plan import CACHEDIR_TOKEN, HookStep, Plan
+from eib.model.plan import HookStep
+
+# Re-exported: callers imported the environment from here.
+__all__ = ["hook_env", "materialize_hook", "plan_env", "run_hook", "run_hooks"]
 
 log = logging.getLogger("eib.hooks")
 
-CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HOST_PATH = CHROOT_PATH
-# Inputs of the build itself, never credentials: reproducible hooks need it.
-PASSED_THROUGH = ("SOURCE_DATE_EPOCH",)
-
-
-def plan_env(plan: Plan, values: Any = None) -> dict[str, str]:
-    """The real `EIB_*` values: the plan holds `<secret:NAME>` tokens."""
-    from eib.secrets import runtime_env
-
-    return runtime_env(plan, values)
-
-
-def _variant_env(plan: Plan) -> dict[str, str]:
-    """`EIB_*` facts every hook relies on, should the plan's environment lack them."""
-    b, o = plan.build, plan.ostree
-    return {
-        "EIB_PRODUCT": b.product,
-        "EIB_BRANCH": b.branch,
-        "EIB_ARCH": b.arch,
-        "EIB_PLATFORM": b.platform,
-        "EIB_PERSONALITY": b.personality,
-        "EIB_SERIES": b.series,
-        "EIB_BUILD_VERSION": b.build_version,
-        "EIB_OSTREE_REF": o.ref,
-        "EIB_OSTREE_REF_DEPLOY": o.ref_deploy or o.ref,
-        "EIB_OSTREE_REMOTE": o.remote,
-        "EIB_OSTREE_OS": o.os,
-        "EIB_OSTREE_URL": o.url,  # revealed with the rest of the environment
-    }
-
-
-def hook_env(ctx: BuildContext) -> dict[str, str]:
-    """The environment of every hook of this build (host-side paths).
-
-    Built from scratch, as the legacy builder's `env -` chroot did: eib's
-    own environment may hold cloud credentials and tokens, which hooks (and
-    everything they start) must not see unless the recipe names them in
-    `hooks.pass_env`.
-    """
-    env = base_env(ctx.plan.pass_env)
-    env.update(_variant_env(ctx.plan))
-    env.update(ctx.env)
-    d = ctx.dirs
-    # The legacy checkout (or the recipe's dir): hooks find their data files there.
-    srcdir = Path(ctx.plan.build.srcdir) if ctx.plan.build.srcdir else paths.SOURCE_DIR
-    env.update(
-        {
-            "EIB_OUTDIR": str(d.output),
-            "EIB_TMPDIR": str(d.tmp),
-            "EIB_BUILDDIR": str(d.work),
-            "EIB_CONTENTDIR": str(d.content),
-            "EIB_MANIFESTDIR": str(d.manifest),
-            "EIB_CACHEDIR": str(d.cache),
-            "EIB_SRCDIR": str(srcdir),
-            "EIB_DATADIR": str(srcdir / "data"),
-            "EIB_HELPERSDIR": str(srcdir / "helpers"),
-            "EIB_OUTVERSION": ctx.plan.outputs.outversion,
-            "EIB_OSTREE_COMMIT": ctx.commit,
-            "OSTREE_SYSROOT": str(d.sysroot),
-            "OSTREE_VAR": str(ctx.os_var),
-        }
-    )
-    if ctx.deployment is not None:
-        env["OSTREE_DEPLOYMENT"] = str(ctx.deployment)
-    # Values the recipe derived from `${build:cachedir}` name this run's cache dir.
-    cache = str(d.cache)
-    return {k: v.replace(CACHEDIR_TOKEN, cache) for k, v in env.items()}
-
-
-def base_env(pass_env: list[str]) -> dict[str, str]:
-    """The fixed variables every hook gets, plus the named ones from eib's environment."""
-    env = {
-        "PATH": HOST_PATH,
-        "LANG": "C.UTF-8",
-        "SHELL": "/bin/bash",
-        "TERM": "dumb",  # hook output goes to the build log, not a terminal
-        "HOME": _home(),
-    }
-    for name in (*PASSED_THROUGH, *pass_env):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    return env
-
-
-def _home() -> str:
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_dir
-    except KeyError:
-        return "/"
+# The groups whose `.chroot` hooks run inside the deployment (the legacy
+# builder ran them in the content group too, which eib runs before deploying).
+CHROOT_GROUPS = ("image",)
 
 
 def materialize_hook(hook: HookStep, directory: Path) -> Path:
@@ -153,40 +74,52 @@ def _host_argv(hook: HookStep, path: Path) -> list[str]:
     return ["bash", "-e", "-c", script]
 
 
-def run_hook(ctx: BuildContext, hook: HookStep) -> None:
-    """Run one hook; a non-zero exit raises BuildError naming it."""
+def _chroot_argv(deployment: Path, name: str, executable: bool) -> list[str]:
+    """Executable: run as it is (no shebang: /bin/sh); otherwise `bash -ex`, or `sh -e`
+    in an OS without bash."""
+    if executable:
+        return [f"/tmp/{name}"]
+    if resolve_in_root(deployment, "/bin/bash").is_file():
+        return ["/bin/bash", "-ex", f"/tmp/{name}"]
+    return ["/bin/sh", "-e", f"/tmp/{name}"]
+
+
+def run_hook(ctx: BuildContext, hook: HookStep, root: ChrootPaths | None = None) -> None:
+    """Run one hook; a non-zero exit raises BuildError naming it.
+
+    `root`: the deployment is mounted for the group (image group only).
+    """
     path = materialize_hook(hook, ctx.dirs.work / "hooks")
-    env = hook_env(ctx)
+    env = hook_env(ctx, hook.group)
+    if root is not None:
+        env["EIB_CACHEDIR_CHROOT"] = root.roots["EIB_CACHEDIR"]
+        if "EIB_SRCDIR" in root.roots:
+            env["EIB_SRCDIR_CHROOT"] = root.roots["EIB_SRCDIR"]
     ctx.dirs.tmp.mkdir(parents=True, exist_ok=True)
     prefix = f"[{hook.group}/{hook.name}] "
-    log.info("running hook %s/%s (%s)", hook.group, hook.name, path)
     if hook.chroot:
-        if ctx.deployment is None:
-            log.info("skipping %s/%s: no deployment to chroot into yet", hook.group, hook.name)
+        if root is None or ctx.deployment is None:
+            log.info("Skipping hook, no chroot available: %s/%s", hook.group, hook.name)
             return
-        with chroot_mounts(ctx.deployment, ctx.dirs.sysroot, ctx.os_var) as tmp:
-            inside = tmp / hook.name
-            shutil.copy2(path, inside)
-            env.update(
-                {
-                    "PATH": CHROOT_PATH,
-                    "OSTREE_DEPLOYMENT": "/",
-                    "OSTREE_SYSROOT": "/sysroot",
-                    "OSTREE_VAR": "/var",
-                }
-            )
-            command = [f"/tmp/{hook.name}"] if hook.executable else ["/bin/sh", "-e"]
-            if not hook.executable:
-                command.append(f"/tmp/{hook.name}")
-            status, tail = stream_command(
-                ["chroot", str(ctx.deployment), *command],
-                env=env,
-                cwd=None,
-                logger=log,
-                prefix=prefix,
-                after_exit=functools.partial(kill_processes_under, ctx.deployment),
-            )
+        log.info("running hook %s/%s in the deployment (%s)", hook.group, hook.name, path)
+        inside = ctx.deployment / "tmp" / hook.name
+        shutil.copy2(path, inside)
+        env = chroot_env(env, root.roots, root.python, keep=tuple(ctx.plan.pass_env))
+        env.update({"PATH": CHROOT_PATH, "OSTREE_DEPLOYMENT": "/",
+                    "OSTREE_SYSROOT": "/sysroot", "OSTREE_VAR": "/var"})
+        status, tail = stream_command(
+            ["chroot", str(ctx.deployment),
+             *_chroot_argv(ctx.deployment, hook.name, hook.executable)],
+            env=env,
+            cwd=None,
+            logger=log,
+            prefix=prefix,
+            after_exit=functools.partial(kill_processes_under, ctx.deployment),
+        )
+        if status == 0:
+            inside.unlink(missing_ok=True)
     else:
+        log.info("running hook %s/%s (%s)", hook.group, hook.name, path)
         status, tail = stream_command(
             _host_argv(hook, path), env=env, cwd=ctx.dirs.tmp, logger=log, prefix=prefix
         )
@@ -200,14 +133,30 @@ def run_hook(ctx: BuildContext, hook: HookStep) -> None:
         )
 
 
+@contextlib.contextmanager
+def _group_root(ctx: BuildContext, group: str, hooks: list[HookStep]) -> Iterator[
+        ChrootPaths | None]:
+    """The image group's mounted deployment, when there is one and a hook to run."""
+    if group in CHROOT_GROUPS and ctx.deployment is not None and hooks:
+        with image_group_root(ctx) as root:
+            yield root
+    else:
+        yield None
+
+
 def run_hooks(ctx: BuildContext, group: str, *, keep_going: bool = False) -> None:
     """Run the plan's hooks of `group` in order; `keep_going` logs failures instead."""
-    for hook in ctx.plan.hooks_of(group):
-        ctx.step = f"hook {hook.name}"
-        ctx.monitor.step(f"hook {hook.group}/{hook.name}")
-        try:
-            run_hook(ctx, hook)
-        except BuildError as err:
-            if not keep_going:
-                raise
-            log.error("%s", err)
+    hooks = ctx.plan.hooks_of(group)
+    if hooks:
+        log.info("Running %s hooks", group)
+        write_hook_files(ctx)
+    with _group_root(ctx, group, hooks) as root:
+        for hook in hooks:
+            ctx.step = f"hook {hook.name}"
+            ctx.monitor.step(f"hook {hook.group}/{hook.name}")
+            try:
+                run_hook(ctx, hook, root)
+            except BuildError as err:
+                if not keep_going:
+                    raise
+                log.error("%s", err)

@@ -131,6 +131,11 @@ class Plan(PlanModel):
     env: dict[str, str] = Field(
         description="The EIB_* environment for hooks, private values redacted"
     )
+    config: dict[str, dict[str, str]] = Field(
+        {},
+        description="The merged config as legacy INI sections (section → option → text), "
+        "private values as tokens: what hooks read through EIB_TMPCONFIG/EIB_TMPFULLCONFIG",
+    )
     pass_env: list[str] = Field(
         [], description="Caller's variables hooks also get (hooks.pass_env), by name"
     )

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# The executor tests' tiny OS, served repos and build dirs, for builds running legacy hooks.
+from execute.conftest import build, served, signing  # noqa: F401
+
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "legacy-tree"
 EPOCH = "1700000000"  # 2023-11-14 22:13:20 UTC
 BUILD_VERSION = "231114-221320"

@@ -4,10 +4,15 @@ tree's symlinks onto the build host."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from .conftest import Build, Served, Signing, eib_env, write_hook, write_recipe
+import pytest
+
+from .conftest import OS_NAME, Build, Served, Signing, eib_env, write_hook, write_recipe
 
 
 def test_hooks_get_a_clean_environment_plus_what_the_recipe_passes(
@@ -40,10 +45,18 @@ def test_hooks_get_a_clean_environment_plus_what_the_recipe_passes(
     assert seen["EIB_OUTDIR"].startswith(str(build.out / ".eib-new-"))
 
 
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    """A host dir outside /tmp: the deployment's /tmp is a tmpfs while image hooks run."""
+    top = Path(tempfile.mkdtemp(prefix="eib-victims-", dir="/var/lib"))
+    yield top
+    shutil.rmtree(top, ignore_errors=True)
+
+
 def test_builtin_hooks_resolve_absolute_symlinks_inside_the_deployment(
-    build: Build, served: Served, signing: Signing, tmp_path: Path
+    build: Build, served: Served, signing: Signing, host_dir: Path
 ) -> None:
-    host = tmp_path / "host"
+    host = host_dir / "host"
     (host / "X11").mkdir(parents=True)
     victims = {name: host / name for name in ("hostname", "locale.conf", "vconsole.conf")}
     for victim in victims.values():
@@ -68,7 +81,9 @@ def test_builtin_hooks_resolve_absolute_symlinks_inside_the_deployment(
     for victim in victims.values():
         assert victim.read_text() == "host file\n", victim
     assert list((host / "X11").iterdir()) == []
-    inside = build.deployment() / str(host).lstrip("/")
+    # The OS's /var/lib is its persistent var (mounted at /var while hooks run).
+    var = build.work / "sysroot" / "ostree" / "deploy" / OS_NAME / "var"
+    inside = var / str(host.relative_to("/var"))
     assert (inside / "hostname").read_text() == "eib-test-host\n"
     assert (inside / "locale.conf").read_text() == "LANG=pt_BR.utf8\n"
     assert "XKBLAYOUT=br" in (inside / "vconsole.conf").read_text()
