@@ -14,10 +14,11 @@ from __future__ import annotations
 import configparser
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from eib.execute.context import BuildContext
-from eib.model.plan import CACHEDIR_TOKEN
+from eib.model.plan import CACHEDIR_TOKEN, Plan
 from eib.secrets.tokens import names_in
 
 
@@ -38,17 +39,33 @@ def write_hook_files(ctx: BuildContext) -> None:
 
 
 def config_text(ctx: BuildContext, header: str, *, full: bool) -> str:
-    """The INI dump; without `full`, options holding a private value are left out."""
+    """The INI dump for hooks; without `full`, options holding a private value are left out."""
+    return render_config(ctx.plan, header, reveal=ctx.reveal if full else None,
+                         cachedir=str(ctx.dirs.cache))
+
+
+def render_config(
+    plan: Plan, header: str, *, reveal: Callable[[str], str] | None = None,
+    cachedir: str | None = None,
+) -> str:
+    """`header`, then configparser's dump of `plan.config`: keys in lower case,
+    continuation lines indented with a tab, as the legacy builder wrote it.
+
+    Options holding a private value are revealed with `reveal`, or left out
+    without it; `cachedir` replaces the cache dir's token (kept without it,
+    so a published copy names no host path and is the same on every machine).
+    """
     parser = configparser.ConfigParser(interpolation=None)
-    cache = str(ctx.dirs.cache)
-    for section, options in ctx.plan.config.items():
+    for section, options in plan.config.items():
         parser.add_section(section)
         for option, value in options.items():
             if names_in(value):
-                if not full:
+                if reveal is None:
                     continue
-                value = ctx.reveal(value)
-            parser.set(section, option, value.replace(CACHEDIR_TOKEN, cache).replace("$", "$$"))
+                value = reveal(value)
+            if cachedir is not None:
+                value = value.replace(CACHEDIR_TOKEN, cachedir)
+            parser.set(section, option, value.replace("$", "$$"))
     out = io.StringIO()
     parser.write(out)
     return f"{header}\n{out.getvalue()}"

@@ -15,10 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from eib.envnames import env_name, env_value
-from eib.model.plan import REDACTED, Plan
-from eib.model.recipe import HOOK_GROUPS
-from eib.secrets.tokens import names_in
+from eib.model.plan import Plan
 from eib.tools import ostree
 
 log = logging.getLogger("eib.execute.legacy_outputs")
@@ -67,59 +64,12 @@ def tag_version(path: Path, outversion: str) -> None:
         log.info("%s: the file system keeps no %s attribute", path.name, VERSION_XATTR)
 
 
-def public_sections(plan: Plan) -> dict[str, dict[str, Any]]:
-    """The plan's configuration in legacy INI sections, private values redacted.
-
-    The plan holds no secret value, only `<secret:NAME>` tokens; an option
-    holding one, or fed by a private value, shows as `<redacted>`, as
-    `show-config` shows it.
-    """
-    dump = plan.model_dump(mode="json")
-    sections: dict[str, dict[str, Any]] = {"build": dict(dump["build"])}
-    for name in ("ostree", "image", "demo"):
-        sections[name] = dict(dump[name])
-    flatpak = dict(dump["flatpak"])
-    remotes = flatpak.pop("remotes", {})
-    sections["flatpak"] = flatpak
-    for remote, options in sorted(remotes.items()):
-        sections[f"flatpak-remote-{remote}"] = dict(options)
-    for group in HOOK_GROUPS:
-        sections.setdefault(group, {})["hooks"] = [h.name for h in plan.hooks_of(group)]
-    sections.setdefault("publish", {})["path"] = dump["publish"]["path"]
-    for name, options in dump["extra"].items():
-        sections.setdefault(name, {}).update(options)
-    for section, options in sections.items():
-        for key, value in options.items():
-            if plan.env.get(env_name(section, key)) == REDACTED or _holds_token(value):
-                options[key] = REDACTED
-    return sections
-
-
-def _holds_token(value: Any) -> bool:
-    """A value built from a secret: shown as `<redacted>`, as `show-config` shows it."""
-    if isinstance(value, list):
-        return any(_holds_token(v) for v in value)
-    return isinstance(value, str) and bool(names_in(value))
-
-
 def config_ini(plan: Plan) -> str:
-    """`# Configuration for <outversion>` and configparser's layout of the sections.
+    """The public config as hooks read it in `EIB_TMPCONFIG` (the legacy builder
+    published a copy of that file), the cache dir left as its token."""
+    from eib.execute.hookfiles import render_config
 
-    Keys are lower case, lists one value per line, continuation lines
-    indented with a tab, `[build]` first; nested values (none in a legacy
-    tree) are left out, as they have no INI form.
-    """
-    lines = [f"# Configuration for {plan.outputs.outversion}\n"]
-    for section, options in public_sections(plan).items():
-        lines.append(f"[{section}]\n")
-        for key, value in options.items():
-            if isinstance(value, dict) or (isinstance(value, list) and
-                                           any(isinstance(v, dict | list) for v in value)):
-                continue
-            text = "" if value is None else env_value(value)
-            lines.append(f"{key.lower()} = {text.replace(chr(10), chr(10) + chr(9))}\n")
-        lines.append("\n")
-    return "".join(lines)
+    return render_config(plan, f"# Configuration for {plan.outputs.outversion}")
 
 
 def write_config_ini(plan: Plan, output: Path, scrub: Any = None) -> Path:

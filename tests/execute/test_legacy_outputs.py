@@ -201,8 +201,8 @@ def test_config_ini_of_a_legacy_tree_holds_no_private_value(
     assert PASSWORD not in text and TOKEN not in text
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(text)
-    assert parser["custom"]["header"] == "<redacted>"
-    assert parser["custom"].get("token", "<redacted>") == "<redacted>"
+    # Private options are left out, as in the hooks' EIB_TMPCONFIG it copies.
+    assert "header" not in parser["custom"] and "token" not in parser["custom"]
     assert parser["ostree"]["ref"] == REF
     assert "10-secret" in parser["image"]["hooks"].split()
 
