@@ -45,7 +45,7 @@ def _request_path(conn: socket.socket) -> tuple[str, str]:
         if not block:
             break
         data += block
-    method, path = (data.split(b"\r\n", 1)[0].decode("latin-1").split(" ") + ["", ""])[:2]
+    method, path = ([*data.split(b"\r\n", 1)[0].decode("latin-1").split(" "), "", ""])[:2]
     return method, path
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from eib.limits import MAX_RECIPE_BYTES, MAX_VALUE_CHARS, MAX_YAML_NODES
+from eib.limits import MAX_PLAN_BYTES, MAX_RECIPE_BYTES, MAX_VALUE_CHARS, MAX_YAML_NODES
 
 EIB = [sys.executable, "-m", "eib.cli"]
 MINIMAL = "image: {}\n"
@@ -334,3 +334,26 @@ def test_inspect_a_file_that_is_not_an_image(tmp_path: Path) -> None:
     fake = write(tmp_path / "x.img.gz", "plain text\n")
     one_line_error(run_eib("inspect", fake), str(fake), "not a disk image")
     one_line_error(run_eib("inspect", tmp_path), str(tmp_path), "not a disk image")
+
+
+# 12. A saved plan that is not a regular file, or far too big
+
+
+def test_plan_file_that_is_not_a_plan_file(tmp_path: Path, dirs: Dirs) -> None:
+    """`--plan FILE` and `plan --diff FILE` never block on a FIFO nor read a device."""
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    directory = tmp_path / "dir.json"
+    directory.mkdir()
+    big = tmp_path / "big.json"
+    with big.open("wb") as f:
+        f.truncate(MAX_PLAN_BYTES + 1)
+    r = write(tmp_path / "r.yaml", MINIMAL)
+    for path, text in (
+        (fifo, "not a regular file (a FIFO)"),
+        (directory, "not a regular file (a directory)"),
+        (Path("/dev/zero"), "not a regular file (a character device)"),
+        (big, f"larger than the {MAX_PLAN_BYTES} bytes allowed"),
+    ):
+        refused_run(dirs, "--plan", path, expected=(str(path), text))
+        one_line_error(run_eib("plan", r, "--arch", "amd64", "--diff", path), str(path), text)

@@ -92,7 +92,6 @@ def test_an_os_pull_cut_short_leaves_a_sound_cache_repo(
         proc = run(build)
     assert bad.truncated, "the server never cut a file short"
     failed_cleanly(proc, "ostree/pull")
-    print(proc.returncode, proc.stderr)
     repo = build.cache / "ostree" / "repo"
     if repo.is_dir():
         fsck = subprocess.run(["ostree", "fsck", f"--repo={repo}"], capture_output=True,
