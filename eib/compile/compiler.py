@@ -360,6 +360,7 @@ def _plan(
     private_refs: list[SecretRef] | None,
     epoch: int | None,
 ) -> Plan:
+    from eib.compile.envsize import check_env_size
     from eib.compile.hookenv import recipe_env
     from eib.envnames import env_name
 
@@ -410,6 +411,7 @@ def _plan(
     for ref in private_refs or []:  # as a converted recipe's secrets: section shows them
         env[env_name("secrets", ref.name)] = token(ref.name)
     env = dict(sorted(env.items()))
+    check_env_size(env)
     plan = Plan(
         eib_version=__version__,
         recipe=path.resolve().name,
