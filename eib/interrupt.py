@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -56,6 +56,19 @@ class Interrupted(BaseException):
 
 
 _raised = False
+_at_signal: list[Callable[[], None]] = []
+
+
+def at_signal(callback: Callable[[], None]) -> None:
+    """Call `callback` as soon as the first signal arrives, before `Interrupted` is raised.
+
+    For what must not wait for the main thread's cleanup: ending the tools
+    other threads wait on (`eib.tools.run`), which may be what the main
+    thread itself waits for.  It runs in the signal handler: it must be quick
+    and take no lock the main thread may hold.
+    """
+    if callback not in _at_signal:
+        _at_signal.append(callback)
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
@@ -63,6 +76,9 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     if _raised:
         return
     _raised = True
+    for callback in _at_signal:
+        with contextlib.suppress(Exception):
+            callback()
     raise Interrupted(signum)
 
 

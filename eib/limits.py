@@ -23,6 +23,14 @@ keeps the whole document (and its node graph) in memory, so the file size
 bounds the memory a load may take.
 """
 
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+"""A saved plan (`--plan FILE`, `plan --diff FILE`) larger than this is refused unread.
+
+A plan holds the resolved recipe (at most a few recipe-sized files) and its
+hooks' digests: a few KiB to a few MiB.  The cap keeps a disk image or a log
+named by mistake from being read into memory whole.
+"""
+
 MAX_VALUE_CHARS = 64 * 1024
 """The longest string a recipe value, `--set` value or variant attribute may be.
 

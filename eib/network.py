@@ -17,6 +17,7 @@ must not change the plan digest.  `0` turns a limit off.
 
 from __future__ import annotations
 
+import http.client
 import math
 import os
 import time
@@ -112,7 +113,8 @@ def copy_limited(source: BinaryIO, dest: BinaryIO, deadline: Deadline, what: str
 
     The stall timeout is the socket's own timeout (`socket_timeout`), set
     when the connection is opened; a read that times out is a stall.  A
-    trickle that beats the stall timeout still ends at the deadline.
+    trickle that beats the stall timeout still ends at the deadline, and a
+    body cut short by a dropped connection is an error, never a short file.
     """
     total = 0
     while True:
@@ -121,10 +123,27 @@ def copy_limited(source: BinaryIO, dest: BinaryIO, deadline: Deadline, what: str
             block = source.read1(CHUNK) if hasattr(source, "read1") else source.read(CHUNK)
         except TimeoutError as err:
             raise deadline.limits.stall_error(what) from err
+        except http.client.IncompleteRead as err:  # a chunked body cut short
+            raise BuildError(f"{what}: the connection was closed before the end "
+                             f"of the response") from err
         if not block:
+            _check_complete(source, total, what)
             return total
         dest.write(block)
         total += len(block)
+
+
+def _check_complete(source: BinaryIO, total: int, what: str) -> None:
+    """Refuse a body shorter than its `Content-Length`.
+
+    An HTTP response's `read1` returns no data, and raises nothing, when the
+    server drops the connection early; only the length left unread tells a
+    dropped connection from the end of the body.
+    """
+    missing = getattr(source, "length", None)
+    if isinstance(missing, int) and missing > 0:
+        raise BuildError(f"{what}: the connection was closed after {total} of "
+                         f"{total + missing} bytes")
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 30.0) -> float:

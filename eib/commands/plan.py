@@ -34,16 +34,21 @@ def run_plan(
             raise UserError("--lock pins one variant; use `eib lock --matrix` for many")
         _matrix(request, matrix, as_json)
         return
+    # The saved plan is read first: a bad --diff file is refused before any work.
+    saved = None
+    if diff is not None and not explain:
+        from eib.commands.planfile import read_plan_data
+
+        saved = read_plan_data(diff)
     result = compile_plan(request)
     if explain:
         from eib.compile.explain import explain_key
 
         sys.stdout.write(explain_key(result, explain, as_json=as_json))
-    elif diff is not None:
+    elif saved is not None:
         from eib.compile.plandiff import diff_plans
-        from eib.model.plan import read_plan_data
 
-        sys.stdout.write(diff_plans(read_plan_data(diff), json.loads(result.plan.to_json())))
+        sys.stdout.write(diff_plans(saved, json.loads(result.plan.to_json())))
     elif as_json:
         sys.stdout.write(result.plan.to_json())
     else:

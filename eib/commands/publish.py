@@ -17,8 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from eib.commands.options import VariantArgs
+from eib.commands.planfile import read_plan
 from eib.errors import BuildError, Origin, UserError
-from eib.model.plan import Plan, read_plan
+from eib.model.plan import Plan
 
 log = logging.getLogger("eib.publish")
 

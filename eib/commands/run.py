@@ -54,7 +54,7 @@ def load_plan(
             raise UserError(
                 "variant options, --set, --localdir and --lock need a RECIPE, not --plan"
             )
-        from eib.model.plan import read_plan
+        from eib.commands.planfile import read_plan
 
         return read_plan(plan_file)
     from eib.compile.compiler import compile_plan

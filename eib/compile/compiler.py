@@ -378,6 +378,7 @@ def _plan(
     private_refs: list[SecretRef] | None,
     epoch: int | None,
 ) -> Plan:
+    from eib.compile.envsize import check_env_size
     from eib.compile.hookenv import config_sections, recipe_env
     from eib.envnames import env_name
 
@@ -429,6 +430,7 @@ def _plan(
     for ref in private_refs or []:  # as a converted recipe's secrets: section shows them
         env[env_name("secrets", ref.name)] = token(ref.name)
     env = dict(sorted(env.items()))
+    check_env_size(env)
     config = config_sections(recipe, tokens)
     if private_refs:
         config["secrets"] = dict(sorted(

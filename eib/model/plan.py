@@ -8,7 +8,6 @@ digest field), which makes plans diffable and cache keys cheap.
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -170,36 +169,36 @@ def load_plan_json(text: str) -> Plan:
     return Plan.model_validate_json(text)
 
 
-def read_plan_data(path: Path) -> dict[str, Any]:
-    """A saved plan as JSON data; an unreadable or non-plan file is a UserError naming it."""
+def parse_plan_data(raw: bytes, name: str) -> dict[str, Any]:
+    """A saved plan's bytes as JSON data; a non-plan file is a UserError naming `name`.
+
+    The command layer reads the file (regular files only, size-capped:
+    `eib.commands.planfile`); the model only parses what it is given.
+    """
     from eib.errors import UserError
 
     try:
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise UserError("plan file not found", key=str(path)) from None
-    except OSError as err:
-        raise UserError(f"cannot read plan: {err.strerror}", key=str(path)) from None
+        data = json.loads(raw)
     except json.JSONDecodeError as err:
-        raise UserError(f"{path}:{err.lineno}: not a plan JSON file: {err.msg}") from None
+        raise UserError(f"{name}:{err.lineno}: not a plan JSON file: {err.msg}") from None
     except UnicodeDecodeError:
-        raise UserError("not a plan JSON file (not UTF-8 text)", key=str(path)) from None
+        raise UserError("not a plan JSON file (not UTF-8 text)", key=name) from None
     if not isinstance(data, dict) or "stages" not in data:
-        raise UserError("not a plan JSON file (no 'stages')", key=str(path))
+        raise UserError("not a plan JSON file (no 'stages')", key=name)
     return data
 
 
-def read_plan(path: Path) -> Plan:
-    """Load a saved plan (`eib plan --json`, `<outversion>.plan.json`), validated."""
+def parse_plan(raw: bytes, name: str) -> Plan:
+    """A saved plan (`eib plan --json`, `<outversion>.plan.json`) from its bytes, validated."""
     from pydantic import ValidationError
 
     from eib.errors import UserError
 
-    data = read_plan_data(path)
+    data = parse_plan_data(raw, name)
     if data.get("format") != PLAN_FORMAT:
         raise UserError(
             f"plan format {data.get('format')!r} is not {PLAN_FORMAT}",
-            key=str(path),
+            key=name,
             hint="make the plan again with this eib (`eib plan --json`)",
         )
     try:
@@ -207,7 +206,7 @@ def read_plan(path: Path) -> Plan:
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"not a valid plan: {where}: {first['msg']}", key=str(path)) from None
+        raise UserError(f"not a valid plan: {where}: {first['msg']}", key=name) from None
 
 
 __all__ = [

@@ -7,7 +7,9 @@ command exactly once and a failure message always says which tool failed.
 The tools running are tracked: a signal is raised in the main thread only, so
 when it stops a build while worker threads wait on tools (the outputs made in
 parallel), `end_running_tools()` ends those tools and the threads return at
-once instead of finishing their work first.
+once instead of finishing their work first.  It runs as soon as the signal
+arrives (`eib.interrupt.at_signal`): the main thread may itself be waiting
+for such a thread, or writing into a pipe a tool no longer reads.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from eib.errors import BuildError
+from eib.interrupt import at_signal
 from eib.tools import owned
 
 log = logging.getLogger("eib.tools")
@@ -90,7 +93,8 @@ def run(
 
 
 _running: set[subprocess.Popen[Any]] = set()
-_running_lock = threading.Lock()
+# Reentrant: the signal handler ends the tools in the main thread, which may hold it.
+_running_lock = threading.RLock()
 
 
 def track(proc: subprocess.Popen[Any]) -> None:
@@ -122,3 +126,6 @@ def end_running_tools() -> None:
         if proc.poll() is None:
             log.debug("ending %s (pid %d)", proc.args, proc.pid)
             proc.kill()
+
+
+at_signal(end_running_tools)

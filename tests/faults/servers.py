@@ -3,7 +3,9 @@
 `stalled_server` accepts connections and never answers; `trickling_server`
 answers with a valid header and then one body byte every `interval`
 seconds.  Both keep their sockets open until stopped, like a broken proxy
-or an overloaded mirror would.
+or an overloaded mirror would.  `truncating_server` stands in front of a
+real repo and drops the connection halfway through each object file, after
+promising the whole of it in `Content-Length`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import contextlib
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 Serve = Callable[[socket.socket, threading.Event], None]
 
@@ -30,6 +35,58 @@ def _trickle(interval: float) -> Serve:
             while not stop.wait(interval):
                 conn.sendall(b"x")
     return serve
+
+
+def _request_path(conn: socket.socket) -> tuple[str, str]:
+    """(method, path) of the request on `conn`; its headers are read and ignored."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        block = conn.recv(65536)
+        if not block:
+            break
+        data += block
+    method, path = ([*data.split(b"\r\n", 1)[0].decode("latin-1").split(" "), "", ""])[:2]
+    return method, path
+
+
+@dataclass
+class Truncating:
+    """A truncating server's base URL and the paths it cut short so far."""
+
+    url: str
+    truncated: list[str] = field(default_factory=list)
+
+
+def _truncate(upstream: str, cut: Callable[[str], bool], truncated: list[str]) -> Serve:
+    def serve(conn: socket.socket, stop: threading.Event) -> None:
+        conn.settimeout(10)
+        with contextlib.suppress(OSError):
+            method, path = _request_path(conn)
+            if not path:
+                return
+            try:
+                with urllib.request.urlopen(upstream + path, timeout=10) as resp:
+                    status, body = resp.status, resp.read()
+            except urllib.error.HTTPError as err:
+                status, body = err.code, err.read()
+            conn.sendall(f"HTTP/1.1 {status} Whatever\r\nContent-Length: {len(body)}\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            if method == "HEAD":
+                return
+            if status == 200 and cut(path) and len(body) > 1:
+                truncated.append(path)
+                body = body[:len(body) // 2]
+            conn.sendall(body)
+        # Dropped, not ended: the client was promised the whole body.
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+        conn.close()
+    return serve
+
+
+def is_object(path: str) -> bool:
+    """Whether a repo path is an OSTree object file (detached metadata is not)."""
+    return "/objects/" in path and not path.endswith(".commitmeta")
 
 
 @contextlib.contextmanager
@@ -78,6 +135,18 @@ def stalled_server() -> contextlib.AbstractContextManager[str]:
 def trickling_server(interval: float = 3.0) -> contextlib.AbstractContextManager[str]:
     """A server that answers one byte every `interval` seconds; yields its base URL."""
     return _server(_trickle(interval))
+
+
+@contextlib.contextmanager
+def truncating_server(
+    upstream: str, cut: Callable[[str], bool] = is_object
+) -> Iterator[Truncating]:
+    """A proxy for `upstream` that sends the full `Content-Length` of each file `cut`
+    selects, then half its body, then closes the connection."""
+    found = Truncating("")
+    with _server(_truncate(upstream.rstrip("/"), cut, found.truncated)) as url:
+        found.url = url
+        yield found
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from eib.limits import MAX_RECIPE_BYTES, MAX_VALUE_CHARS, MAX_YAML_NODES
+from eib.limits import MAX_PLAN_BYTES, MAX_RECIPE_BYTES, MAX_VALUE_CHARS, MAX_YAML_NODES
 
 EIB = [sys.executable, "-m", "eib.cli"]
 MINIMAL = "image: {}\n"
@@ -334,3 +334,69 @@ def test_inspect_a_file_that_is_not_an_image(tmp_path: Path) -> None:
     fake = write(tmp_path / "x.img.gz", "plain text\n")
     one_line_error(run_eib("inspect", fake), str(fake), "not a disk image")
     one_line_error(run_eib("inspect", tmp_path), str(tmp_path), "not a disk image")
+
+
+# 12. A saved plan that is not a regular file, or far too big
+
+
+def test_plan_file_that_is_not_a_plan_file(tmp_path: Path, dirs: Dirs) -> None:
+    """`--plan FILE` and `plan --diff FILE` never block on a FIFO nor read a device."""
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    directory = tmp_path / "dir.json"
+    directory.mkdir()
+    big = tmp_path / "big.json"
+    with big.open("wb") as f:
+        f.truncate(MAX_PLAN_BYTES + 1)
+    r = write(tmp_path / "r.yaml", MINIMAL)
+    for path, text in (
+        (fifo, "not a regular file (a FIFO)"),
+        (directory, "not a regular file (a directory)"),
+        (Path("/dev/zero"), "not a regular file (a character device)"),
+        (big, f"larger than the {MAX_PLAN_BYTES} bytes allowed"),
+    ):
+        refused_run(dirs, "--plan", path, expected=(str(path), text))
+        one_line_error(run_eib("plan", r, "--arch", "amd64", "--diff", path), str(path), text)
+
+
+# 13. Values that fit one by one but not together
+
+
+def test_hook_environment_too_big_in_total(tmp_path: Path, dirs: Dirs) -> None:
+    """40 values under the per-value limit add up past ARG_MAX: refused when the plan is
+    made, naming the biggest variables, rather than failing at the first hook."""
+    lines = ["image: {}", "extra_sec:"]
+    lines += [f"  part{i}: " + "v" * 60_000 for i in range(37)]
+    lines += [f"  huge{i}: " + "w" * (MAX_VALUE_CHARS - i) for i in range(3)]
+    r = write(tmp_path / "r.yaml", "\n".join(lines) + "\n")
+    expected = ("hooks environment:", "ARG_MAX",
+                "largest: EIB_EXTRA_SEC_HUGE0 (", "EIB_EXTRA_SEC_HUGE1 (", "EIB_EXTRA_SEC_HUGE2 (")
+    line = one_line_error(run_eib("validate", r, "--arch", "amd64"), *expected)
+    assert "www" not in line and "PART" not in line
+    refused_run(dirs, r, "--arch", "amd64", expected=expected)
+    # Half of it is fine.
+    half = write(tmp_path / "half.yaml", "\n".join(lines[:22]) + "\n")
+    proc = run_eib("validate", half, "--arch", "amd64")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_environment_limit_is_the_kernels() -> None:
+    """An environment the check lets through, plus the run-time margin, starts a program;
+    one past ARG_MAX does not."""
+    from eib.compile.envsize import RUNTIME_MARGIN, check_env_size, exec_limit, variable_bytes
+
+    def filled(total: int, prefix: str) -> dict[str, str]:
+        env: dict[str, str] = {}
+        while (left := total - sum(variable_bytes(k, v) for k, v in env.items())) > 0:
+            name = f"{prefix}{len(env)}"
+            env[name] = "x" * max(0, min(60_000, left - variable_bytes(name, "")))
+        return env
+
+    allowed = filled(exec_limit() - RUNTIME_MARGIN, "EIB_V")
+    check_env_size(allowed)
+    runtime = filled(RUNTIME_MARGIN - 4096, "EIB_R")  # the dirs, the commit, pass_env …
+    started = subprocess.run(["/bin/true"], env={**allowed, **runtime}, check=False)
+    assert started.returncode == 0
+    if os.sysconf("SC_ARG_MAX") <= exec_limit():
+        with pytest.raises(OSError, match="Argument list too long"):
+            subprocess.run(["/bin/true"], env=filled(exec_limit() + 4096, "EIB_V"), check=False)

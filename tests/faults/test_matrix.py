@@ -3,7 +3,8 @@
 work dir and a full cache dir.
 
 Every case is a real demo build (`eib run` as a subprocess) next to a finished
-previous build, stopped at one step, and what a user then finds is checked:
+previous build, stopped at one step (the image signing case with a signing
+key of its own), and what a user then finds is checked:
 the exit status and the one line saying where it stopped, no process of the
 build left running (this test process adopts the build's orphans as a child
 subreaper, so nothing escapes by being reparented), no mount left under the
@@ -12,7 +13,7 @@ previous build byte for byte and the failed build's log and `FAILED` file in
 `<output>/failed/`.  The last test builds again and must succeed.
 
 A hook step is reached with a hook that says it started and then blocks. A
-tool step (deploy, Flatpak install, mke2fs, compression) is too quick on the
+tool step (deploy, Flatpak install, mke2fs, compression, signing) is too quick on the
 small demo to be hit by watching the progress, so the tool is slowed down
 instead: a wrapper of the same name, first in PATH, says it started, waits
 (a shell builtin, no extra process) and would then run the real tool.  The
@@ -49,6 +50,7 @@ class Step:
     tool: str = ""  # a tool to slow down
     args: str = ""  # ... when its arguments contain this
     ready: str = "ready"  # the file, relative to the top dir, saying the step started
+    signed: bool = False  # the images are signed (image.signing_keyid)
 
 
 BLOCK = ': > "$EIB_BUILDDIR/ready"\necho blocking\nsleep 600\n'
@@ -67,6 +69,7 @@ STEPS = {
     "flatpak-install": Step("image/flatpak", tool="flatpak", args=" install "),
     "mke2fs": Step("image/disk", tool="mke2fs"),
     "compress": Step("image/disk", tool="zstd", args=" -c "),
+    "sign": Step("image/disk", tool="gpg", args=" --detach-sign ", signed=True),
     "manifest-hook": Step("manifest/hook 10-block", hooks=(("manifest/10-block", BLOCK),),
                           ready="work/ready"),
     "publish-hook": Step("publish/hook 10-block", hooks=(("publish/10-block", BLOCK),),
@@ -156,18 +159,38 @@ class Rig:
     site: Site
     tmpdir: Path
     bin: Path
+    gnupg: Path  # a keyring holding the image signing key
+    key: str
+
+
+def _gpg(home: Path, *args: str) -> str:
+    return subprocess.run(["gpg", "--homedir", str(home), "--batch", *args], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def _signing_key(home: Path) -> str:
+    """A passphrase-less key in its own keyring; its agent runs before any build, as on
+    a signing host."""
+    home.mkdir(mode=0o700)
+    _gpg(home, "--passphrase", "", "--quick-gen-key", "Image Signing <sign@eib.invalid>",
+         "ed25519", "sign", "never")
+    out = _gpg(home, "--with-colons", "--list-secret-keys")
+    return next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
 
 
 @pytest.fixture(scope="module")
 def rig(site: Site) -> Iterator[Rig]:
+    gnupg = site.top / "gnupg"
+    key = _signing_key(gnupg)
     _adopt_orphans()
     tmpdir = site.top / "tmp"
     tmpdir.mkdir(mode=0o700, exist_ok=True)
     try:
-        yield Rig(site, tmpdir, site.top / "bin")
+        yield Rig(site, tmpdir, site.top / "bin", gnupg, key)
     finally:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+        subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "all"], check=False)
 
 
 def slow_tool(rig: Rig, step: Step) -> dict[str, str]:
@@ -197,6 +220,9 @@ def stop_at(rig: Rig, step: Step, sig: signal.Signals, name: str
     if step.tool:
         env.update(slow_tool(rig, step))
     recipe = site.recipe(name, dict(step.hooks))
+    if step.signed:
+        with recipe.open("a") as f:
+            f.write(f"image: {{signing_keyid: {rig.key}, gpg_homedir: {rig.gnupg}}}\n")
     proc = subprocess.Popen(site.argv(recipe, *extra), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     _OURS.add(proc.pid)
