@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 
 from eib.demo.debian import DebianPaths, ensure_debian
 from eib.paths import RECIPES_DIR
+from tests.loopback import free_port
 
 TEST_CACHE = Path(os.environ.get("EIB_TEST_CACHE", "/var/tmp/eib-test-cache"))
 CACHE = TEST_CACHE / "debian-cache"
@@ -33,12 +33,6 @@ def eib(*args: str | Path, timeout: float = 1800) -> subprocess.CompletedProcess
     env = {k: v for k, v in os.environ.items() if not k.startswith("EIB_")}
     return subprocess.run([*EIB, *map(str, args)], capture_output=True, text=True, env=env,
                           timeout=timeout, check=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def remove(path: Path) -> None:

@@ -21,6 +21,7 @@ import boto3
 import pytest
 
 from eib.paths import RECIPES_DIR
+from tests.loopback import free_port, moto_server, wait_for_port
 
 EIB = [sys.executable, "-m", "eib.cli"]
 # The demo OS is built once per machine and shared with tests/integration.
@@ -37,25 +38,6 @@ AWS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def stop_group(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, wait: float = 30) -> None:
@@ -103,17 +85,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with moto_server() as url:
+        yield url
 
 
 def s3_client(url: str) -> Any:

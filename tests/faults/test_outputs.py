@@ -10,7 +10,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,12 @@ import pytest
 
 from eib.execute.scratch import host_temp_root
 from eib.paths import RECIPES_DIR
+from tests.loopback import free_port
 
 EIB = [sys.executable, "-m", "eib.cli"]
 # The demo OS is built once per machine and shared (see tests/integration).
 DEMO_DIR = Path(os.environ.get("EIB_TEST_CACHE", "/var/tmp/eib-test-cache")) / "run-cache" / "demo"
 IMAGE_SUFFIXES = (".img.zst", ".img.zst.sha256", ".img.sha256", ".img.zst.size")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def eib_env() -> dict[str, str]:

@@ -25,12 +25,13 @@ import pytest
 from disk.conftest import demo_paths  # noqa: F401  (fixtures reused, not rebuilt)
 from disk.test_boot import demo_image  # noqa: F401
 from execute.conftest import Build, Served, Signing, build, eib_env, signing, write_recipe  # noqa: F401
-from publish.conftest import OUTVERSION, PUBLISH_PATH, free_port, make_plan, stop, wait_for_port
+from publish.conftest import OUTVERSION, PUBLISH_PATH, make_plan
 
 from eib.model.recipe import LocalTarget as LocalSettings
 from eib.model.recipe import S3Target as S3Settings
 from eib.publish.local import LocalTarget
 from eib.publish.targets import ProgressMeter, PublishFile
+from tests.loopback import moto_server
 
 from .servers import stalled_server, trickling_server, wait_for
 
@@ -172,16 +173,8 @@ def test_a_signal_during_ostree_pull_stops_the_build_at_once(
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    with moto_server() as url:
+        yield url
 
 
 AWS_ENV = {

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,12 @@ from pathlib import Path
 import pytest
 
 from eib.paths import RECIPES_DIR
+from tests.loopback import free_port
 
 DEMO = RECIPES_DIR / "demo.yaml"
 EIB = [sys.executable, "-m", "eib.cli"]
 # The demo OS is built once per machine (kernel .deb included) and reused.
 CACHE = Path(os.environ.get("EIB_TEST_CACHE", "/var/tmp/eib-test-cache")) / "run-cache"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def eib(*args: str | Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:

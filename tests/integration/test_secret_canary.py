@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
 from eib.paths import RECIPES_DIR
+from tests.loopback import free_port, moto_server
 
 EIB = [sys.executable, "-m", "eib.cli"]
 CACHE = Path(os.environ.get("EIB_TEST_CACHE", "/var/tmp/eib-test-cache")) / "run-cache"
@@ -26,12 +26,6 @@ RECIPE_SECRET = "CANARY-recipe-6a0d3b"
 LEGACY_SECRET = "CANARY-legacy-91fe27"
 AWS_SECRET = "CANARY-aws-c4d58e0b"
 CANARIES = (RECIPE_SECRET, LEGACY_SECRET, AWS_SECRET)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class CmdlineWatch(threading.Thread):
@@ -55,22 +49,9 @@ class CmdlineWatch(threading.Thread):
 
 
 @pytest.fixture
-def moto_url() -> object:
-    port = free_port()
-    proc = subprocess.Popen([shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1",
-                             "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def moto_url() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
 
 
 @pytest.mark.slow

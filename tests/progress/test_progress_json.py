@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from eib.paths import RECIPES_DIR
+from tests.loopback import free_port
 
 EIB = [sys.executable, "-m", "eib.cli"]
 CACHE = Path(os.environ.get("EIB_TEST_CACHE", "/var/tmp/eib-test-cache")) / "run-cache"
@@ -22,12 +22,6 @@ def eib(*args: str | Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EIB_")}
     return subprocess.run([*EIB, *map(str, args)], capture_output=True, text=True, env=env,
                           timeout=900, check=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_bad_progress_mode_is_bad_input(tmp_path: Path) -> None:

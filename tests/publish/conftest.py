@@ -5,10 +5,7 @@ below tmp paths."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +16,7 @@ import pytest
 from eib.model.plan import Outputs, Plan, PublishPlan, SecretRef
 from eib.model.recipe import Build, Demo, Flatpak, Image, Ostree, PublishTarget
 from eib.publish import TransferSettings
+from tests.loopback import free_port, moto_server, stop, wait_for_port
 
 OUTVERSION = "eos-master-amd64-amd64.261128-101500.base"
 PUBLISH_PATH = "nightly/eos-amd64-amd64/master/base/261128-101500"
@@ -32,34 +30,6 @@ FAST = TransferSettings(
     backoff_seconds=0.05,
     timeout_seconds=20,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(autouse=True)
@@ -76,17 +46,8 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    with moto_server() as url:
+        yield url
 
 
 def s3_client(url: str) -> object:
