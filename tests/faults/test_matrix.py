@@ -183,6 +183,9 @@ def rig(site: Site) -> Iterator[Rig]:
     gnupg = site.top / "gnupg"
     key = _signing_key(gnupg)
     _adopt_orphans()
+    # Servers other tests' fixtures started (Redis, moto) are this process's
+    # children already: not left by a build.
+    _OURS.update(int(line.split()[0]) for line in adopted_orphans())
     tmpdir = site.top / "tmp"
     tmpdir.mkdir(mode=0o700, exist_ok=True)
     try:

@@ -153,13 +153,18 @@ def test_locked_demo_builds_on_two_machines_byte_for_byte(tmp_path: Path) -> Non
             time.sleep(1.1)  # clocks apart
         first_out, first_raw, second_out, second_raw = outs
         assert first_raw.read_bytes() == second_raw.read_bytes(), "raw images differ"
-        names = sorted(p.name for p in first_out.iterdir() if p.name != "build.txt")
-        assert names == sorted(p.name for p in second_out.iterdir() if p.name != "build.txt")
+        # The build log differs (times, dirs), and SHA256SUMS lists its hash.
+        own = ("build.txt", "SHA256SUMS")
+        names = sorted(p.name for p in first_out.iterdir() if p.name not in own)
+        assert names == sorted(p.name for p in second_out.iterdir() if p.name not in own)
         assert any(n.endswith(".img.zst") for n in names)
         assert any(n.endswith(".manifest.json") for n in names)
         differ = [n for n in names
                   if (first_out / n).read_bytes() != (second_out / n).read_bytes()]
         assert differ == []
+        sums = [[line for line in (out / "SHA256SUMS").read_text().splitlines()
+                 if not line.endswith("  build.txt")] for out in (first_out, second_out)]
+        assert sums[0] == sums[1] and any(line.endswith(".img.zst") for line in sums[0])
     finally:
         server.terminate()
         server.wait(timeout=30)
