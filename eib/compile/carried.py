@@ -14,8 +14,6 @@ import base64
 import configparser
 import hashlib
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from eib.errors import UserError
@@ -58,6 +56,9 @@ def read_location(location: str, *, key: str) -> bytes:
                 "from a local file or https",
                 key=key,
             )
+        import urllib.error  # only for URLs: a plain plan need not load http and ssl
+        import urllib.request
+
         try:
             with urllib.request.urlopen(location, timeout=URL_TIMEOUT_SECONDS) as resp:
                 data: bytes = resp.read()
