@@ -1,6 +1,6 @@
 # ruff: noqa: F811  (test arguments named after the fixtures imported below)
-"""The fault-injection matrix: SIGTERM and SIGINT at each step of a build, a full
-work dir and a full cache dir.
+"""The fault-injection matrix: SIGTERM, SIGINT and SIGKILL at each step of a build,
+a full work dir and a full cache dir.
 
 Every case is a real demo build (`eib run` as a subprocess) next to a finished
 previous build, stopped at one step (the image signing case with a signing
@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from .servers import wait_for
-from .test_outputs import Site, _remove, digests, eib_env, site  # noqa: F401
+from .test_outputs import IMAGE_SUFFIXES, Site, _remove, digests, eib_env, site  # noqa: F401
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -284,40 +284,36 @@ def test_a_signal_at_each_step_stops_the_build_cleanly(
     assert f"interrupted during {step.where} ({sig.name})" in log
 
 
-def test_sigkill_during_the_manifest_hooks_keeps_the_previous_build(rig: Rig) -> None:
-    """Only what SIGKILL cannot prevent is left (reclaimed by the next build): the
-    previous build stays as it was and no image appears under a final name."""
-    site = rig.site
-    step = STEPS["manifest-hook"]
-    ready = site.top / step.ready
-    ready.unlink(missing_ok=True)
-    proc = subprocess.Popen(site.argv(site.recipe("killed", dict(step.hooks)), "--no-cache"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**eib_env(), "TMPDIR": str(rig.tmpdir)})
-    _OURS.add(proc.pid)
-    try:
-        assert wait_for(lambda: ready.exists() or proc.poll() is not None, 300)
-        assert proc.poll() is None
-        proc.kill()
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        _OURS.discard(proc.pid)
+@pytest.mark.parametrize("name", list(STEPS))
+def test_sigkill_at_each_step_leaves_nothing_the_next_run_does_not_reclaim(
+    rig: Rig, name: str
+) -> None:
+    """SIGKILL cannot be caught: the previous build must stay as it was, no image
+    may appear under a final name, and the next run (here a short `--stages
+    ostree` one) must end the killed build's processes, detach its mounts and
+    remove its temporary and staging dirs."""
+    site, step = rig.site, STEPS[name]
+    proc, _, _, _ = stop_at(rig, step, signal.SIGKILL, f"killed-{name}")
+    assert proc.returncode == -signal.SIGKILL
     now = digests(site.out)
     assert {k: v for k, v in now.items() if not k.startswith("failed/")} == site.previous
-    # The staging dir holds the killed build's images; nothing outside it does.
     assert [p.name for p in site.out.glob(".eib-*")] == [f".eib-new-{proc.pid}"]
-    # Its orphans (the blocking hook) are another matter: end them for the next test.
-    for entry in os.listdir("/proc"):
-        stat = _stat(int(entry)) if entry.isdigit() else None
-        if stat and stat[0] == os.getpid() and "eib.execute.demo_share" not in cmdline(
-                int(entry)):
-            os.kill(int(entry), signal.SIGKILL)
-            os.waitpid(int(entry), 0)
-    subprocess.run(["umount", "-R", "-l", str(site.work / "sysroot")], capture_output=True,
-                   check=False)
+    assert sorted(site.final_image_names()) == sorted(
+        n for n in site.previous if n.endswith(IMAGE_SUFFIXES))
+
+    # The next run shares the work dir (and host), not the output dir: the previous
+    # build stays for the next case.  (test_outputs checks that a run of the same
+    # output dir removes the staging dir.)
+    argv = site.argv(site.recipe("plain"), "--stages", "ostree", "--no-cache",
+                     "--output-dir", site.top / "next-out")
+    after = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
+                           env={**eib_env(), "TMPDIR": str(rig.tmpdir)})
+    assert after.returncode == 0, after.stderr[-3000:]
+    time.sleep(0.5)
+    assert adopted_orphans() == []
+    assert mounts_under(site.work) == []
+    assert temp_dirs_of(rig.tmpdir, proc.pid) == []
+    _remove(site.out / f".eib-new-{proc.pid}")
 
 
 # --- full file systems -------------------------------------------------------------------
