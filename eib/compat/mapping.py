@@ -12,6 +12,7 @@ import fnmatch
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 from eib.compat.reader import MERGED_OPTIONS
 from eib.errors import Origin, UserError
 from eib.model import recipe as model
+from eib.paths import SYSCONFDIR
 
 HOOK_SECTIONS = ("content", "image", "manifest", "publish", "error")
 REMOTE_PREFIX = "flatpak-remote-"
@@ -216,6 +218,14 @@ def to_recipe(
                 if section in HOOK_SECTIONS and key == "hooks":
                     continue
                 put((*free_section(section), key), value, (section, key))
+    legacy_targets = _legacy_targets(sections, recipe)
+    if legacy_targets:
+        recipe.setdefault("publish", {})["targets"] = legacy_targets
+        where = ("publish", "s3_bucket") if sections.get("publish", {}).get("s3_bucket") else (
+            "image", "upload_api_host")
+        origin = origin_of(*where)
+        if origin is not None:
+            origins[("publish", "targets")] = origin
     if targets:
         recipe.setdefault("publish", {}).setdefault("targets", []).extend(targets)
     for s, k in sorted(private_keys):
@@ -225,18 +235,57 @@ def to_recipe(
 
 
 def _publish(options: Mapping[str, str], put: typing.Callable[..., None]) -> None:
-    """`[publish]`: path, plus the legacy `s3_bucket`/`s3_region` pair as one s3 target."""
+    """`[publish]`: path; the legacy upload keys stay exported to hooks (`extra.publish`)."""
     for key, value in options.items():
         if key == "path":
             put(("publish", "path"), value, ("publish", key))
-        elif key not in ("hooks", "s3_bucket", "s3_region"):
+        elif key != "hooks":
             put(("extra", "publish", key), value, ("publish", key))
-    if options.get("s3_bucket"):
-        target: dict[str, Any] = {"kind": "s3", "bucket": escape(options["s3_bucket"])}
-        if options.get("s3_region"):
-            target["region"] = escape(options["s3_region"])
-        targets: list[dict[str, Any]] = [target]
-        put(("publish", "targets"), targets, ("publish", "s3_bucket"))
+
+
+def _legacy_targets(
+    sections: Mapping[str, Mapping[str, str]], recipe: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The targets the legacy publish hooks uploaded to, with their host credentials.
+
+    `[publish] s3_bucket`/`s3_region` (and eib's `s3_endpoint_url`) are the S3
+    bucket `45-publish-s3` copied to with `${sysconfdir}/aws-credentials`;
+    `[image] upload_api_host`/`user`/`path` the server `50-publish` rsynced
+    to with `${sysconfdir}/ssh-key.pem`.  A credentials file that exists
+    becomes a file secret; without one boto3's and ssh's usual ways apply,
+    as they did for the legacy hooks.
+    """
+    publish, image = sections.get("publish", {}), sections.get("image", {})
+    sysconfdir = Path(sections.get("build", {}).get("sysconfdir") or SYSCONFDIR)
+    secrets = recipe.setdefault("secrets", {})
+    targets: list[dict[str, Any]] = []
+    if publish.get("s3_bucket", "").strip():
+        s3: dict[str, Any] = {"kind": "s3", "bucket": escape(publish["s3_bucket"].strip())}
+        for key, field in (("s3_region", "region"), ("s3_endpoint_url", "endpoint_url")):
+            if publish.get(key, "").strip():
+                s3[field] = escape(publish[key].strip())
+        if (sysconfdir / "aws-credentials").is_file():
+            secrets[AWS_SECRET] = {"file": escape(str(sysconfdir / "aws-credentials"))}
+            s3["credentials_secret"] = AWS_SECRET
+        targets.append(s3)
+    if image.get("upload_api_host", "").strip():
+        rsync: dict[str, Any] = {
+            "kind": "rsync",
+            "host": escape(image["upload_api_host"].strip()),
+            "user": escape(image.get("user", "").strip() or "uploader"),
+            "path": escape(image.get("path", "").strip() or "/srv/images/www"),
+        }
+        if (sysconfdir / "ssh-key.pem").is_file():
+            secrets[SSH_SECRET] = {"file": escape(str(sysconfdir / "ssh-key.pem"))}
+            rsync["identity_secret"] = SSH_SECRET
+        targets.append(rsync)
+    if not secrets:
+        del recipe["secrets"]
+    return targets
+
+
+AWS_SECRET = "aws-credentials"
+SSH_SECRET = "ssh-key"
 
 
 def merged_option(section: str, key: str) -> tuple[str, str] | None:

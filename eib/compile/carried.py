@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from eib.errors import UserError
-from eib.model.plan import HookStep
+from eib.model.plan import HookStep, NativeStep
 from eib.model.recipe import FlatpakRemote
 from eib.tools.keys import ARMOR_HEADER
 
@@ -44,6 +44,14 @@ def hook_step(group: str, name: str, path: Path, found_in: str) -> HookStep:
             "encoding": encoding,
         }
     )
+
+
+def native_step(group: str, name: str, native: NativeStep) -> HookStep:
+    """The place of a legacy hook whose work eib does itself: no file to carry."""
+    return HookStep.model_validate({
+        "group": group, "name": name, "found_in": "native", "sha256": "", "content": "",
+        "chroot": name.endswith(".chroot"), "executable": False, "native": native,
+    })
 
 
 def read_location(location: str, *, key: str) -> bytes:

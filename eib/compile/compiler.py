@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from eib import __version__
-from eib.compile.carried import fold_remote, hook_step, key_material
+from eib.compile.carried import fold_remote, hook_step, key_material, native_step
 from eib.compile.trust import check_trust
 from eib.errors import Origin, UserError
 from eib.execute.stages import PLAN_STAGES
@@ -28,6 +28,7 @@ from eib.load.validation import recipe_error
 from eib.load.yamlfile import KeyPath, parse_value
 from eib.model.plan import (
     CACHEDIR_TOKEN,
+    NATIVE_HOOKS,
     HookStep,
     Outputs,
     Plan,
@@ -334,10 +335,20 @@ def _find_hook(group: str, name: str, dirs: list[tuple[str, Path]]) -> tuple[str
 
 
 def _hooks(recipe: Recipe, tree: Tree, dirs: list[tuple[str, Path]]) -> list[HookStep]:
+    """The listed hooks in the legacy order (C byte order), each found in `dirs`.
+
+    A legacy name eib implements itself (`NATIVE_HOOKS`) becomes a native
+    step unless a dir before the built-in one has its own file.
+    """
     steps = []
+    own_dirs = [(label, d) for label, d in dirs if label != "builtin"]
     for group in HOOK_GROUPS:
         for name in sorted(getattr(recipe.hooks, group)):
-            found = _find_hook(group, name, dirs)
+            native = NATIVE_HOOKS.get((group, name))
+            found = _find_hook(group, name, own_dirs if native else dirs)
+            if found is None and native:
+                steps.append(native_step(group, name, native))
+                continue
             if found is None:
                 searched = ", ".join(str(d / group) for _, d in dirs)
                 raise UserError(

@@ -18,7 +18,7 @@ import logging
 import os
 import shlex
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from eib import paths
@@ -30,15 +30,15 @@ from eib.execute.hookroot import ChrootPaths, image_group_root
 from eib.execute.inroot import resolve_in_root
 from eib.execute.logs import stream_command
 from eib.execute.mounts import kill_processes_under
-from eib.model.plan import HookStep
+from eib.model.plan import HookStep, NativeStep
 
 # Re-exported: callers imported the environment from here.
 __all__ = ["hook_env", "materialize_hook", "plan_env", "run_hook", "run_hooks"]
 
 log = logging.getLogger("eib.hooks")
 
-# The groups whose `.chroot` hooks run inside the deployment (the legacy
-# builder ran them in the content group too, which eib runs before deploying).
+# The group whose `.chroot` hooks run inside the mounted deployment (content
+# `.chroot` hooks run in it unmounted; other groups skip them).
 CHROOT_GROUPS = ("image",)
 
 
@@ -91,7 +91,7 @@ def run_hook(ctx: BuildContext, hook: HookStep, root: ChrootPaths | None = None)
     """
     path = materialize_hook(hook, ctx.dirs.work / "hooks")
     env = hook_env(ctx, hook.group)
-    if root is not None:
+    if root is not None and root.roots:
         env["EIB_CACHEDIR_CHROOT"] = root.roots["EIB_CACHEDIR"]
         if "EIB_SRCDIR" in root.roots:
             env["EIB_SRCDIR_CHROOT"] = root.roots["EIB_SRCDIR"]
@@ -102,7 +102,7 @@ def run_hook(ctx: BuildContext, hook: HookStep, root: ChrootPaths | None = None)
             log.info("Skipping hook, no chroot available: %s/%s", hook.group, hook.name)
             return
         log.info("running hook %s/%s in the deployment (%s)", hook.group, hook.name, path)
-        inside = ctx.deployment / "tmp" / hook.name
+        inside = resolve_in_root(ctx.deployment, f"/tmp/{hook.name}")
         shutil.copy2(path, inside)
         env = chroot_env(env, root.roots, root.python, keep=tuple(ctx.plan.pass_env))
         env.update({"PATH": CHROOT_PATH, "OSTREE_DEPLOYMENT": "/",
@@ -136,16 +136,34 @@ def run_hook(ctx: BuildContext, hook: HookStep, root: ChrootPaths | None = None)
 @contextlib.contextmanager
 def _group_root(ctx: BuildContext, group: str, hooks: list[HookStep]) -> Iterator[
         ChrootPaths | None]:
-    """The image group's mounted deployment, when there is one and a hook to run."""
-    if group in CHROOT_GROUPS and ctx.deployment is not None and hooks:
+    """The image group's mounted deployment, when there is one and a hook to run.
+
+    Content `.chroot` hooks run in the bare deployment, as the legacy builder
+    ran them: nothing mounted, no path rewritten, `/tmp` the OS's own.
+    """
+    if ctx.deployment is None or not hooks:
+        yield None
+    elif group in CHROOT_GROUPS:
         with image_group_root(ctx) as root:
             yield root
+    elif group == "content":
+        yield ChrootPaths()
     else:
         yield None
 
 
-def run_hooks(ctx: BuildContext, group: str, *, keep_going: bool = False) -> None:
-    """Run the plan's hooks of `group` in order; `keep_going` logs failures instead."""
+def run_hooks(
+    ctx: BuildContext,
+    group: str,
+    *,
+    keep_going: bool = False,
+    natives: Mapping[NativeStep, Callable[[], object]] | None = None,
+) -> None:
+    """Run the plan's hooks of `group` in order; `keep_going` logs failures instead.
+
+    A native step runs `natives[step]` in the hook's place, so the hooks after
+    it see its result (the apps installed after `50-flatpak.chroot`).
+    """
     hooks = ctx.plan.hooks_of(group)
     if hooks:
         log.info("Running %s hooks", group)
@@ -155,8 +173,19 @@ def run_hooks(ctx: BuildContext, group: str, *, keep_going: bool = False) -> Non
             ctx.step = f"hook {hook.name}"
             ctx.monitor.step(f"hook {hook.group}/{hook.name}")
             try:
-                run_hook(ctx, hook, root)
+                if hook.native is not None:
+                    _run_native(hook, (natives or {}).get(hook.native))
+                else:
+                    run_hook(ctx, hook, root)
             except BuildError as err:
                 if not keep_going:
                     raise
                 log.error("%s", err)
+
+
+def _run_native(hook: HookStep, work: Callable[[], object] | None) -> None:
+    if work is None:
+        log.info("%s/%s: nothing to do (%s)", hook.group, hook.name, hook.native)
+        return
+    log.info("%s/%s: eib's own step (%s)", hook.group, hook.name, hook.native)
+    work()

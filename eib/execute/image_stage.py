@@ -1,4 +1,4 @@
-"""The image stage: content hooks, deployment, image hooks, Flatpaks, disk.
+"""The image stage: deployment, content hooks, image hooks with the Flatpaks, disk.
 
 Flatpak installation (`eib.flatpak.install`) and disk assembly
 (`eib.execute.disk`) live in their own modules; this stage only calls them in
@@ -7,6 +7,7 @@ order, so each can be developed and tested alone.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -23,31 +24,21 @@ log = logging.getLogger("eib.execute.image")
 
 def run_image_stage(ctx: BuildContext) -> None:
     plan, dirs = ctx.plan, ctx.dirs
-    run_hooks(ctx, "content")
     ctx.deployment = deploy(ctx)
+    # As in the legacy builder: content hooks see the deployment, and the
+    # output dir starts empty for the image hooks (the build log aside).
+    run_hooks(ctx, "content")
+    dirs.output.mkdir(parents=True, exist_ok=True)
+    legacy_outputs.empty_output_dir(dirs.output, plan.outputs.log)
     # The deployment dir is <commit>.<serial>: the commit the image holds.
     legacy_outputs.write_ostree_txt(plan, dirs.sysroot, ctx.deployment.name.split(".")[0],
                                     dirs.output)
-    run_hooks(ctx, "image")
-
-    if installs_flatpaks(plan):
-        ctx.step = "flatpak"
-        ctx.monitor.step("install Flatpaks")
-        from eib.flatpak.install import install_flatpaks
-
-        deployment = ctx.deployment
-        flatpak_dir = ctx.os_var / "lib" / "flatpak"
-        if ctx.use_cache:
-            from eib.execute.stage_cache import run_cached_flatpak
-
-            with watching(ctx.monitor, "flatpak install", lambda: tree_bytes(flatpak_dir)):
-                if run_cached_flatpak(ctx, lambda: install_flatpaks(
-                    plan, deployment, dirs.cache, dirs.manifest
-                )):
-                    ctx.monitor.message("Flatpaks: reused from the stage cache")
-        else:
-            with watching(ctx.monitor, "flatpak install", lambda: tree_bytes(flatpak_dir)):
-                install_flatpaks(plan, deployment, dirs.cache, dirs.manifest)
+    install = functools.partial(_install_flatpaks, ctx)
+    at_hook = plan.native_step("flatpak-install") is not None
+    run_hooks(ctx, "image", natives={"flatpak-install": install} if installs_flatpaks(plan)
+              else {})
+    if installs_flatpaks(plan) and not at_hook:
+        install()
 
     if not ctx.assemble_disk:
         log.info("disk assembly skipped (--no-disk)")
@@ -59,6 +50,27 @@ def run_image_stage(ctx: BuildContext) -> None:
     assemble_image(ctx.revealed_plan(), dirs.sysroot, dirs.output, dirs.work, dirs.manifest,
                    seed=reproducible_seed(ctx), source_date_epoch=plan.source_date_epoch,
                    monitor=ctx.monitor)
+
+
+def _install_flatpaks(ctx: BuildContext) -> None:
+    """eib's Flatpak install into the deployment, through the stage cache when it is on."""
+    from eib.flatpak.install import install_flatpaks
+
+    plan, dirs, deployment = ctx.plan, ctx.dirs, ctx.deployment
+    assert deployment is not None
+    ctx.step = "flatpak"
+    ctx.monitor.step("install Flatpaks")
+    flatpak_dir = ctx.os_var / "lib" / "flatpak"
+    with watching(ctx.monitor, "flatpak install", lambda: tree_bytes(flatpak_dir)):
+        if ctx.use_cache:
+            from eib.execute.stage_cache import run_cached_flatpak
+
+            if run_cached_flatpak(ctx, lambda: install_flatpaks(
+                plan, deployment, dirs.cache, dirs.manifest
+            )):
+                ctx.monitor.message("Flatpaks: reused from the stage cache")
+        else:
+            install_flatpaks(plan, deployment, dirs.cache, dirs.manifest)
 
 
 def reproducible_seed(ctx: BuildContext) -> str:

@@ -43,6 +43,24 @@ def write_ostree_txt(plan: Plan, sysroot: Path, commit: str, output: Path) -> Pa
     return dest
 
 
+def empty_output_dir(output: Path, keep: str) -> None:
+    """Remove what content hooks left in the output dir, but the build log `keep`.
+
+    The legacy builder recreated it before the image hooks: only what image
+    hooks and later steps write is published.
+    """
+    from eib.execute.mounts import remove_tree
+
+    for entry in output.iterdir():
+        if entry.name == keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            remove_tree(entry)
+        else:
+            entry.unlink()
+        log.info("output dir: removed %s, written before the image hooks", entry.name)
+
+
 def write_size(path: Path, size: int) -> Path:
     """`<path>.size`: a byte count and a newline."""
     dest = path.with_name(path.name + ".size")

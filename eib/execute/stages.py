@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eib.model.plan import HookStep, Plan, Step
+from eib.model.plan import HookStep, NativeStep, Plan, Step
+from eib.model.recipe import PublishTarget
 
 if TYPE_CHECKING:
     from eib.execute.context import BuildContext
@@ -56,17 +57,48 @@ class StageSpec:
         return fn
 
 
+NATIVE_WORK: dict[NativeStep, str] = {
+    "flatpak-fetch": "nothing: eib's Flatpak install fetches what it installs",
+    "flatpak-install": "eib installs the Flatpaks here",
+    "checksums": "eib writes SHA256SUMS here",
+    "publish-s3": "eib publishes to the S3 targets here",
+    "publish-rsync": "eib publishes to the rsync targets here",
+}
+# The publish target kind each native publish step takes the place of.
+PUBLISH_NATIVES: dict[NativeStep, str] = {"publish-s3": "s3", "publish-rsync": "rsync"}
+
+
 def hook_steps(plan: Plan, group: str) -> list[Step]:
-    return [
-        Step(name=f"hook {h.name}", description=f"{h.group} hook ({h.found_in})")
-        for h in plan.hooks_of(group)
-    ]
+    return hook_steps_of(plan.hooks_of(group))
 
 
 def installs_flatpaks(plan: Plan) -> bool:
-    """The plan installs at least one ref (the one predicate the stage and its cache use)."""
+    """eib installs at least one ref (the one predicate the stage and its cache use).
+
+    Not when the recipe's checkout has its own `50-flatpak.chroot`: that hook
+    installs them, as it did for the legacy builder, and eib must not again.
+    """
     fp = plan.flatpak
-    return fp.enable and any(r.enable and (r.apps or r.runtimes) for r in fp.remotes.values())
+    return (fp.enable and plan.overridden("flatpak-install") is None
+            and any(r.enable and (r.apps or r.runtimes) for r in fp.remotes.values()))
+
+
+def publish_at(plan: Plan, native: NativeStep) -> list[PublishTarget]:
+    """The targets a native publish step publishes at its place among the publish hooks."""
+    if plan.native_step(native) is None:
+        return []
+    return [t for t in plan.publish.targets if t.kind == PUBLISH_NATIVES[native]]
+
+
+def publish_first(plan: Plan) -> list[PublishTarget]:
+    """The targets published before the publish hooks: those no hook takes the place of.
+
+    A kind whose legacy hook the checkout ships itself (`45-publish-s3`) is
+    published by that hook alone, never twice.
+    """
+    taken = {kind for native, kind in PUBLISH_NATIVES.items()
+             if plan.native_step(native) is not None or plan.overridden(native) is not None}
+    return [t for t in plan.publish.targets if t.kind not in taken]
 
 
 def _ostree_steps(plan: Plan) -> list[Step]:
@@ -96,12 +128,18 @@ def _flatpak_step(plan: Plan) -> list[Step]:
 def _image_steps(plan: Plan) -> list[Step]:
     o, img = plan.ostree, plan.image
     steps = [
-        *hook_steps(plan, "content"),
         Step(name="deploy", description=f"deploy {o.commit or o.ref} as os '{o.os}'"),
+        *hook_steps(plan, "content"),
         *hook_steps(plan, "image"),
     ]
     if installs_flatpaks(plan):
-        steps.extend(_flatpak_step(plan))
+        at = plan.native_step("flatpak-install")
+        flatpak = _flatpak_step(plan)
+        if at is None:
+            steps.extend(flatpak)
+        else:
+            index = steps.index(next(s for s in steps if s.name == f"hook {at.name}"))
+            steps[index] = Step(name=steps[index].name, description=flatpak[0].description)
     steps.append(Step(name="disk", description=f"assemble {img.partition_table} disk image"))
     steps.append(Step(name="compress", description=f"compress with {img.compression}"))
     steps.append(Step(name="checksum", description="sha256 of each image"))
@@ -122,10 +160,25 @@ def _manifest_steps(plan: Plan) -> list[Step]:
 
 
 def _publish_steps(plan: Plan) -> list[Step]:
-    return [
-        Step(name=f"{t.kind} {t.describe()}", description=f"publish to {t.kind}")
-        for t in plan.publish.targets
-    ] + hook_steps(plan, "publish")
+    def target_steps(targets: list[PublishTarget]) -> list[Step]:
+        return [Step(name=f"{t.kind} {t.describe()}", description=f"publish to {t.kind}")
+                for t in targets]
+
+    steps = target_steps(publish_first(plan))
+    for hook in plan.hooks_of("publish"):
+        if hook.native in PUBLISH_NATIVES:
+            assert hook.native is not None
+            steps.extend(target_steps(publish_at(plan, hook.native)) or hook_steps_of([hook]))
+        else:
+            steps.extend(hook_steps_of([hook]))
+    return steps
+
+
+def hook_steps_of(hooks: list[HookStep]) -> list[Step]:
+    def described(h: HookStep) -> str:
+        return NATIVE_WORK[h.native] if h.native else f"{h.group} hook ({h.found_in})"
+
+    return [Step(name=f"hook {h.name}", description=described(h)) for h in hooks]
 
 
 def _no_tools(plan: Plan) -> list[str]:
@@ -215,7 +268,7 @@ def hook_inputs(plan: Plan, groups: tuple[str, ...]) -> dict[str, list[dict[str,
 
     def ident(h: HookStep) -> dict[str, Any]:
         return {"name": h.name, "sha256": h.sha256, "chroot": h.chroot,
-                "executable": h.executable}
+                "executable": h.executable, "native": h.native}
 
     return {group: [ident(h) for h in plan.hooks_of(group)] for group in groups}
 

@@ -34,8 +34,25 @@ class PlanModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+NativeStep = Literal["flatpak-fetch", "flatpak-install", "checksums", "publish-s3",
+                     "publish-rsync"]
+# Legacy hook names whose work eib does itself, at that hook's place in its group,
+# when neither the localdir nor the recipe's (checkout's) hooks/ has its own file.
+NATIVE_HOOKS: dict[tuple[str, str], NativeStep] = {
+    ("content", "50-flatpak"): "flatpak-fetch",
+    ("image", "50-flatpak.chroot"): "flatpak-install",
+    ("publish", "42-sha256sums"): "checksums",
+    ("publish", "45-publish-s3"): "publish-s3",
+    ("publish", "50-publish"): "publish-rsync",
+}
+
+
 class HookStep(PlanModel):
-    """One hook to run, carried by content so the plan builds where the recipe is not."""
+    """One hook to run, carried by content so the plan builds where the recipe is not.
+
+    A `native` step names work eib does itself in the hook's place (its
+    Flatpak install, SHA256SUMS, a publish target kind); it carries no file.
+    """
 
     group: Literal["content", "image", "manifest", "publish", "error"]
     name: str
@@ -47,6 +64,9 @@ class HookStep(PlanModel):
     executable: bool = Field(description="Runs directly; otherwise through bash with eib.sh")
     content: str = Field(description="The hook file: UTF-8 text, or base64 when `encoding` says")
     encoding: Literal["utf-8", "base64"] = "utf-8"
+    native: NativeStep | None = Field(
+        default=None, description="eib's own step run in this hook's place (no file)"
+    )
 
     def data(self) -> bytes:
         """The hook file's bytes."""
@@ -160,6 +180,17 @@ class Plan(PlanModel):
 
     def hooks_of(self, group: str) -> list[HookStep]:
         return [h for h in self.hooks if h.group == group]
+
+    def native_step(self, native: NativeStep) -> HookStep | None:
+        """The hook whose place `native` takes, if the hooks list it."""
+        return next((h for h in self.hooks if h.native == native), None)
+
+    def overridden(self, native: NativeStep) -> HookStep | None:
+        """The recipe's or localdir's own file under `native`'s legacy name: it does
+        that work instead of eib (a legacy checkout's own 50-flatpak.chroot)."""
+        group, name = next(k for k, v in NATIVE_HOOKS.items() if v == native)
+        return next((h for h in self.hooks_of(group) if h.name == name and h.native is None),
+                    None)
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)

@@ -158,7 +158,7 @@ def test_hooks_resolved_sorted_and_pinned(write, hooks: Path) -> None:
 
     assert image[0].sha256 == hashlib.sha256(b"echo 10-a\n").hexdigest()
     steps = [s.name for s in plan.stage("image").steps]  # type: ignore[union-attr]
-    assert steps[:2] == ["hook 10-get", "deploy"]
+    assert steps[:2] == ["deploy", "hook 10-get"]  # content hooks see the deployment
 
 
 def test_explain_shows_every_layer_of_an_add_del_list(write, hooks: Path) -> None:

@@ -33,7 +33,7 @@ def _full_recipe(build: Build, served: Served, signing: Signing) -> None:
     recipe_dir = build.recipe.parent
     write_hook(recipe_dir, "content", "10-fetch", """
         echo "content for $EIB_PERSONALITY" > "$EIB_CONTENTDIR/fetched"
-        test -z "${OSTREE_DEPLOYMENT:-}"
+        test -d "$OSTREE_DEPLOYMENT/usr"  # content hooks run after the deploy
     """)
     write_hook(recipe_dir, "image", "60-custom", """\
         #!/bin/sh
