@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from eib import __version__
-from eib.compile.carried import fold_remote, hook_step, key_material, native_step
+from eib.compile.carried import fold_remote, key_material
+from eib.compile.hooklookup import find_hooks, hook_dirs
 from eib.compile.trust import check_trust
 from eib.errors import Origin, UserError
 from eib.execute.stages import PLAN_STAGES
@@ -28,16 +29,14 @@ from eib.load.validation import recipe_error
 from eib.load.yamlfile import KeyPath, parse_value
 from eib.model.plan import (
     CACHEDIR_TOKEN,
-    NATIVE_HOOKS,
-    HookStep,
     Outputs,
     Plan,
     PublishPlan,
     SecretRef,
     Stage,
 )
-from eib.model.recipe import HOOK_GROUPS, FlatpakRemote, Recipe
-from eib.paths import BUILTIN_HOOKS_DIR, SYSCONFDIR
+from eib.model.recipe import FlatpakRemote, Recipe
+from eib.paths import SYSCONFDIR
 from eib.variant import FLATPAK_ARCHES, build_version, source_date_epoch
 
 if TYPE_CHECKING:
@@ -326,48 +325,6 @@ def _refuse_unbuilt_outputs(recipe: Recipe, tree: Tree) -> None:
         )
 
 
-def _find_hook(group: str, name: str, dirs: list[tuple[str, Path]]) -> tuple[str, Path] | None:
-    for label, directory in dirs:
-        candidate = directory / group / name
-        if candidate.is_file():
-            return label, candidate.resolve()
-    return None
-
-
-def _hooks(recipe: Recipe, tree: Tree, dirs: list[tuple[str, Path]]) -> list[HookStep]:
-    """The listed hooks in the legacy order (C byte order), each found in `dirs`.
-
-    A legacy name eib implements itself (`NATIVE_HOOKS`) becomes a native
-    step unless a dir before the built-in one has its own file.
-    """
-    steps = []
-    own_dirs = [(label, d) for label, d in dirs if label != "builtin"]
-    for group in HOOK_GROUPS:
-        for name in sorted(getattr(recipe.hooks, group)):
-            native = NATIVE_HOOKS.get((group, name))
-            found = _find_hook(group, name, own_dirs if native else dirs)
-            if found is None and native:
-                steps.append(native_step(group, name, native))
-                continue
-            if found is None:
-                searched = ", ".join(str(d / group) for _, d in dirs)
-                raise UserError(
-                    f"hook '{name}' not found (searched {searched})",
-                    origin=_added_at(tree, ("hooks", group), name),
-                    key=f"hooks.{group}",
-                )
-            label, path = found
-            steps.append(hook_step(group, name, path, label))
-    return steps
-
-
-def _added_at(tree: Tree, path: KeyPath, value: str) -> Origin | None:
-    for event in reversed(tree.history.get(path, [])):
-        if event.action in ("add", "set") and value in (event.value or []):
-            return event.origin
-    return tree.origin(path)
-
-
 def _fold_remote(name: str, remote: FlatpakRemote, tree: Tree) -> FlatpakRemote:
     """`fold_remote`, its errors placed at the recipe line of the key (or of the remote)."""
     try:
@@ -394,15 +351,7 @@ def _plan(
     from eib.envnames import env_name
 
     build = recipe.build
-    # A recipe's own hooks/ come first; for a legacy tree the localdir's hooks
-    # come before the checkout's, as the legacy builder looked them up.
-    legacy = is_legacy_tree(path)
-    dirs = [("recipe", recipe_dir / "hooks")]
-    if localdir is not None:
-        local = ("localdir", localdir.resolve() / "hooks")
-        dirs = [local, *dirs] if legacy else [*dirs, local]
-    dirs.append(("builtin", BUILTIN_HOOKS_DIR))
-    hooks = _hooks(recipe, tree, dirs)
+    hooks = find_hooks(recipe, tree, hook_dirs(recipe_dir, localdir, is_legacy_tree(path)))
     # Refused before a key or repo file is read: a blind remote, a key over http.
     warnings = check_trust(recipe, tree)
     flatpak = recipe.flatpak

@@ -163,3 +163,48 @@ def test_without_key_dirs_the_pull_is_refused(tree: tuple[Path, Path]) -> None:
     proc = eib("plan", str(config), "-d", str(local), "-p", "eos", "-a", "amd64")
     assert proc.returncode == 2
     assert "no gpg_keys" in proc.stderr
+
+
+def test_upload_settings_become_the_legacy_publish_targets(tree: tuple[Path, Path]) -> None:
+    """`[publish] s3_bucket` and `[image] upload_api_host` are where the legacy
+    `45-publish-s3` and `50-publish` hooks uploaded; eib publishes there itself
+    (`/etc/eos-image-builder/aws-credentials` and `ssh-key.pem` when they exist)."""
+    config, local = tree
+    write(local / "config" / "product" / "eos.ini", """
+        [publish]
+        s3_bucket = eos-images
+        s3_region = eu-west-1
+
+        [image]
+        upload_api_host = images.example.org
+    """)
+    plan = plan_json(config, local)
+    s3, rsync = plan["publish"]["targets"]
+    assert (s3["kind"], s3["bucket"], s3["region"]) == ("s3", "eos-images", "eu-west-1")
+    # The legacy defaults of `[image] user` and `path`.
+    assert (rsync["kind"], rsync["host"], rsync["user"], rsync["path"]) == (
+        "rsync", "images.example.org", "uploader", "/srv/images/www")
+    # Hooks still see the legacy options.
+    assert plan["env"]["EIB_PUBLISH_S3_BUCKET"] == "eos-images"
+    assert plan["env"]["EIB_IMAGE_UPLOAD_API_HOST"] == "images.example.org"
+
+
+def test_eib_hooksdir_replaces_the_checkouts_hooks(
+    tree: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The legacy `run_hooks` looked in `${EIB_HOOKSDIR:-$EIB_SRCDIR/hooks}`."""
+    config, local = tree
+    other = tmp_path / "other-hooks"
+    write(other / "image" / "50-hello", "echo from EIB_HOOKSDIR\n")
+    env_before = os.environ.get("EIB_HOOKSDIR")
+    os.environ["EIB_HOOKSDIR"] = str(other)
+    try:
+        plan = plan_json(config, local)
+    finally:
+        if env_before is None:
+            del os.environ["EIB_HOOKSDIR"]
+        else:
+            os.environ["EIB_HOOKSDIR"] = env_before
+    hook = next(h for h in plan["hooks"] if h["name"] == "50-hello")
+    assert hook["content"] == "echo from EIB_HOOKSDIR\n"
+    assert plan_json(config, local)["hooks"][0]["content"] == "#!/bin/sh\necho hello\n"
