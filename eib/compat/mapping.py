@@ -235,11 +235,11 @@ def to_recipe(
 
 
 def _publish(options: Mapping[str, str], put: typing.Callable[..., None]) -> None:
-    """`[publish]`: path; the legacy upload keys stay exported to hooks (`extra.publish`)."""
+    """`[publish]`: path and free keys; the S3 keys become a target (`_legacy_targets`)."""
     for key, value in options.items():
         if key == "path":
             put(("publish", "path"), value, ("publish", key))
-        elif key != "hooks":
+        elif key not in ("hooks", "s3_bucket", "s3_region", "s3_endpoint_url"):
             put(("extra", "publish", key), value, ("publish", key))
 
 

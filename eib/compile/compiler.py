@@ -368,7 +368,11 @@ def _plan(
             "gpg_keys": [key_material(k, key="ostree.gpg_keys") for k in ostree.gpg_keys],
         }
     )
-    recipe = recipe.model_copy(update={"flatpak": flatpak, "ostree": ostree})
+    image = recipe.image
+    if image.signing_keyid and not image.gpg_homedir:
+        # The host's signing keyring, where the legacy builder always looked.
+        image = image.model_copy(update={"gpg_homedir": f"{build.sysconfdir}/gnupg"})
+    recipe = recipe.model_copy(update={"flatpak": flatpak, "ostree": ostree, "image": image})
     outversion = (
         f"{build.product}-{build.branch}-{build.arch}-{build.platform}."
         f"{build.build_version}.{build.personality}"
