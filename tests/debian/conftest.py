@@ -27,6 +27,20 @@ TEST_CACHE = Path(os.environ.get("EIB_TEST_CACHE", "/var/tmp/eib-test-cache"))
 CACHE = TEST_CACHE / "debian-cache"
 EIB = [sys.executable, "-m", "eib.cli"]
 HOOKS = Path(__file__).parent / "hooks"
+# The built-in generic hooks that apply to a Debian OS, plus test-only ones
+# (10-eib-test-*: inputs; 55-ostree-gi.chroot: the OS's GObject bindings).
+IMAGE_HOOKS = (
+    "10-eib-test-eos-units", "10-eib-test-sysusers-conf", "10-systemd-sysusers.chroot",
+    "10-systemd-tmpfiles.chroot", "50-firewall-localonly.chroot", "50-hostname",
+    "50-language", "50-locales", "50-reclaim-swap-stamp", "50-safe-defaults.chroot",
+    "50-timezone", "50-update-done-stamp", "50-update-server.chroot", "50-xkb",
+    "50-xkb-layout.chroot", "55-ostree-gi.chroot", "60-flatpak-autoinstall-counters.chroot",
+    "70-ostree-manifest", "80-ldconfig-aux-cache.chroot",
+)
+# eib installs the Flatpaks after the image hooks: the two hooks that read the
+# installation run in the manifest group here (tests/debian/hooks/manifest
+# links to the built-in files).
+MANIFEST_HOOKS = ("70-flatpak-appstream-catalog", "70-flatpak-manifest")
 
 
 def eib(*args: str | Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
@@ -72,20 +86,19 @@ class DebianBuild:
 def debian_build(
     debian_os: DebianPaths, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DebianBuild]:
-    """`eib run` of recipes/debian.yaml plus the legacy generic hooks."""
+    """`eib run` of recipes/debian.yaml plus the built-in generic hooks."""
     base = tmp_path_factory.mktemp("debian")
     recipe_dir = base / "recipe"
-    # Modes are kept: the legacy sysusers/tmpfiles hooks are executable
-    # without a shebang (run by /bin/sh), Python hooks executable with one.
+    # Test-only hooks; the built-in ones are found in eib's hooks/.
     shutil.copytree(HOOKS, recipe_dir / "hooks")
     recipe = recipe_dir / "recipe.yaml"
     recipe.write_text(
         f"eib: 1\nextends: [{RECIPES_DIR / 'debian.yaml'}]\n"
-        "image:\n  xkb_layout: br\n  language: pt_BR.UTF-8\n"
+        "image:\n  xkb_layout: br\n  xkb_variant: abnt2\n  language: pt_BR.UTF-8\n"
         "flatpak:\n  locales: [en, pt]\n"
-        "hooks:\n  image: [10-eib-test-sysusers-conf, 10-systemd-sysusers.chroot,"
-        " 10-systemd-tmpfiles.chroot, 50-hostname, 50-timezone, 50-language, 50-xkb,"
-        " 50-locales, 50-update-done-stamp, 55-ostree-gi.chroot, 70-ostree-manifest]\n"
+        "hooks:\n"
+        f"  image: [{', '.join(IMAGE_HOOKS)}]\n"
+        f"  manifest: [{', '.join(MANIFEST_HOOKS)}]\n"
     )
     work = base / "work"
     proc = eib("run", recipe, "--set", f"demo.port={free_port()}", "--cache-dir", CACHE,

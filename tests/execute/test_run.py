@@ -119,7 +119,9 @@ def test_build_deploys_runs_hooks_and_writes_manifest(
     manifest = json.loads((build.out / f"{outversion}.manifest.json").read_text())
     assert manifest["ostree"]["commit"] == served.good_commit
     assert manifest["ostree"]["version"] == "2.0"
-    assert manifest["ostree"]["ref"] == REF
+    # 70-ostree-manifest: the legacy `ref` is the ref the OS follows; eib keeps both.
+    ostree = manifest["ostree"]
+    assert ostree["ref"] == ostree["ref_deploy"] == "os/eibtest/amd64/stable"
     assert manifest["product"] == "eibtest" and manifest["personality"] == "base"
     assert manifest["arch"] == "amd64" and manifest["build_version"] == "251128-094000"
     assert manifest["builder"]["name"] == "eib"
