@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from eib.compat.attributes import ATTRIBUTES, BUILD_KEYS
+from eib.compat.convert_ostree import add_trusted_keys, derived, find_ostree_fallbacks
 from eib.compat.convert_sources import Source, personality_depth, tree_sources
 from eib.compat.mapping import (
     SECTION_MODELS,
@@ -36,6 +37,7 @@ from eib.compat.mapping import (
     recipe_path,
     to_recipe,
 )
+from eib.compat.ostree import map_ostree
 from eib.compat.reader import MERGED_OPTIONS, read_tree
 from eib.errors import Origin, UserError
 from eib.model import recipe as model
@@ -134,6 +136,7 @@ class Converter:
                     if source.private and "${" in raw and self._translate(raw, section) is None:
                         secret = ("secrets", f"{section}.{key}", "value")
                         self.fallback[secret] = f"[{section}] {key}: private, with a reference"
+        find_ostree_fallbacks(self)
 
     def _target(self, ref: str, section: str) -> tuple[str, str] | None:
         parts = ref.split(":")
@@ -222,12 +225,14 @@ class Converter:
                         cls, key, raw, (section, key), lambda s, k: Origin(str(source.path))
                     )
                     _set(data, path, value)
-                elif source.private:
-                    # The option uses the secret by token; the value is under secrets.
-                    _set(data, path, token(f"{section}.{key}"))
                 else:
-                    translated = self._translate(raw, section)
-                    _set(data, path, raw if translated is None else translated)
+                    # A private option uses the secret by token; the value is under secrets.
+                    translated = None if source.private else self._translate(raw, section)
+                    value = token(f"{section}.{key}") if source.private else translated or raw
+                    _set(data, path, value)
+                    also, value = derived(path, value, self.fallback)  # dev_pull_url → url
+                    if also:
+                        _set(data, also, value)
             if source.private:
                 for key, raw in options.items():
                     path = ("secrets", f"{section}.{key}", "value")
@@ -258,12 +263,19 @@ class Converter:
             out.append({a: v for a, v in zip(ATTRIBUTES, combo, strict=True) if v is not None})
         return sorted(out, key=_specificity)
 
+    def base_build(self) -> dict[str, str]:
+        """The `[build]` values of a variant no file names (for the trusted key dirs)."""
+        return self._recipe_for({})[1]
+
     def resolved_value(self, when: dict[str, str], path: KeyPath) -> Any:
+        recipe, build = self._recipe_for(when)
+        return _symbolic(_get(recipe, path), build)
+
+    def _recipe_for(self, when: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
         key = tuple(sorted(when.items()))
         if key not in self._recipes:
             self._recipes[key] = self._resolve(when)
-        recipe, build = self._recipes[key]
-        return _symbolic(_get(recipe, path), build)
+        return self._recipes[key]
 
     def _resolve(self, when: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
         variant = {a: SENTINEL[a] for a in SENTINEL}
@@ -286,7 +298,8 @@ class Converter:
         from eib.compat.private import masked_sections
 
         public, _ = masked_sections(config)
-        recipe, _ = to_recipe(public, private_keys=frozenset())
+        recipe, origins = to_recipe(public, private_keys=frozenset())
+        map_ostree(public, recipe, origins, lambda s, k: None)
         real, _ = to_recipe(sections, private_keys=config.private_keys())
         recipe["secrets"] = real.get("secrets", {})
         return recipe, sections["build"]
@@ -412,6 +425,7 @@ def convert_tree(config_dir: Path, out_dir: Path, *, localdir: Path | None = Non
             header += f"#   {'.'.join(path)}: {reason}\n"
     if public:
         top.update(_fallback_doc(conv, public))
+    header += add_trusted_keys(conv, out_dir, top)
     target = out_dir / "recipe.yaml"
     target.write_text(header + _dump(top))
     written.append(target)

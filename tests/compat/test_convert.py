@@ -17,6 +17,7 @@ from eib.errors import UserError
 from eib.model.plan import Plan
 
 from .conftest import FIXTURE, TreeWriter
+from .test_legacy_tree import DEV, KEY, PROD, eib, make_tree, plan_json
 from .test_showconfig_reference import VARIANTS
 
 
@@ -108,3 +109,97 @@ def test_build_attributes_set_in_files_cannot_be_converted(
     config = write_tree({"config/defaults.ini": "[build]\n\nproduct = eos\n"})
     with pytest.raises(UserError, match=r"defaults.ini: \[build\] product: build attributes"):
         convert_tree(config, tmp_path / "out")
+
+
+def convert(config: Path, local: Path) -> Path:
+    out = config.parent  # beside config/, as docs/migration.md says
+    proc = eib("convert", str(config), str(out), "--localdir", str(local))
+    assert proc.returncode == 0, proc.stderr
+    return out / "recipe.yaml"
+
+
+def same_plan(ini: dict[str, Any], yml: dict[str, Any]) -> None:
+    """Equal but for what names the recipe file (and an empty extra section)."""
+    for plan in (ini, yml):
+        del plan["recipe"], plan["digest"]
+        for secret in plan["secrets"]:
+            del secret["where"], secret["key"]  # the INI file vs the YAML layer
+        plan["extra"] = {k: v for k, v in plan["extra"].items() if v != {}}
+    assert ini == yml
+
+
+@pytest.mark.parametrize("switch", [[], ["--use-production-ostree"]])
+def test_converted_pull_urls_and_trusted_keys_plan_like_the_tree(
+    tmp_path: Path, switch: list[str]
+) -> None:
+    config, local = make_tree(tmp_path)
+    recipe = convert(config, local)
+    top = yaml.safe_load(recipe.read_text())
+    # The keys of data/keys and of the localdir's, relative to recipe.yaml, by full path.
+    assert top["ostree"]["gpg_keys"] == ["../local/data/keys/site.asc", "data/keys/eos-ostree.asc"]
+    defaults = yaml.safe_load((recipe.parent / "layers/config/defaults.yaml").read_text())
+    assert defaults["ostree"]["url"] == "https://ostree.example.org/staging/dev/eos-${build:arch}"
+    assert defaults["ostree"]["prod_url"] == "https://ostree.example.org/ostree/eos-${build:arch}"
+    assert defaults["extra"]["ostree"]["dev_pull_url"] == defaults["ostree"]["url"]
+    assert "#   ostree." not in recipe.read_text()  # every layer says it itself
+
+    ini = plan_json(config, local, *switch)
+    yml = plan_json(recipe, local, *switch)
+    assert yml["ostree"]["url"] == (PROD if switch else DEV)
+    assert (yml["ostree"]["prod_url"], yml["ostree"]["deploy_url"]) == (PROD, PROD)
+    assert yml["ostree"]["gpg_keys"] == [KEY.read_text(), KEY.read_text()]
+    assert yml["build"]["use_production_ostree"] is bool(switch)
+    same_plan(ini, yml)
+
+
+def test_a_converted_private_prod_url_stays_a_secret(tmp_path: Path) -> None:
+    config, local = make_tree(tmp_path)
+    (local / "config" / "private.ini").write_text(
+        "[ostree]\nprod_pull_url = https://builder:s3cr3t@ostree.example.org/prod\n"
+    )
+    recipe = convert(config, local)
+    private = recipe.parent / "layers" / "local" / "config" / "private.yaml"
+    layer = yaml.safe_load(private.read_text())
+    assert layer["ostree"]["prod_url"] == "<secret:ostree.prod_pull_url>"
+    assert layer["secrets"]["ostree.prod_pull_url"]["value"].startswith("https://builder:")
+    public = [p for p in recipe.parent.rglob("*.yaml") if p != private]
+    assert public and not any("s3cr3t" in p.read_text() for p in public)
+    ini = plan_json(config, local, "--use-production")
+    yml = plan_json(recipe, local, "--use-production")
+    assert yml["ostree"]["url"] == "<secret:ostree.prod_pull_url>"
+    same_plan(ini, yml)
+
+
+def test_a_tree_setting_url_itself_keeps_it(tmp_path: Path) -> None:
+    """`url` in one file and `dev_pull_url` in another: the final value, per variant."""
+    config, local = make_tree(tmp_path)
+    (config / "product" / "eos.ini").write_text(
+        "[image]\ncompression = xz\n\n"
+        "[ostree]\nurl = https://mirror.example.org/eos\nenable_p2p_updates = true\n"
+    )
+    recipe = convert(config, local)
+    assert "#   ostree.url: [ostree] url and dev_pull_url are both set\n" in recipe.read_text()
+    eos = yaml.safe_load((recipe.parent / "layers/config/product/eos.yaml").read_text())
+    assert eos["overlays"][0]["ostree"]["p2p"] is True
+    for product in ("eos", "other"):
+        ini = plan_json(config, local, "-p", product)
+        yml = plan_json(recipe, local, "-p", product)
+        mine = product == "eos"
+        assert yml["ostree"]["url"] == ("https://mirror.example.org/eos" if mine else DEV)
+        assert yml["ostree"]["p2p"] is mine
+        same_plan(ini, yml)
+
+
+def test_key_dirs_that_depend_on_the_variant(tmp_path: Path) -> None:
+    config, local = make_tree(tmp_path)
+    (config / "product" / "eos.ini").write_text("[build]\ndatadir = ${srcdir}/data-eos\n")
+    (config.parent / "data-eos" / "keys").mkdir(parents=True)
+    (config.parent / "data-eos" / "keys" / "eos.asc").write_text(KEY.read_text())
+    recipe = convert(config, local)
+    reason = "[build] datadir (the trusted keys' dir) depends on the variant"
+    assert f"#   ostree.gpg_keys: {reason}\n" in recipe.read_text()
+    for product in ("eos", "other"):
+        ini = plan_json(config, local, "-p", product)
+        yml = plan_json(recipe, local, "-p", product)
+        assert yml["ostree"]["gpg_keys"] == [KEY.read_text(), KEY.read_text()]
+        same_plan(ini, yml)

@@ -62,6 +62,10 @@ def write(path: Path, text: str) -> None:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> tuple[Path, Path]:
+    return make_tree(tmp_path)
+
+
+def make_tree(tmp_path: Path) -> tuple[Path, Path]:
     """(config dir, local settings dir) of a legacy-shaped checkout."""
     src, local = tmp_path / "src", tmp_path / "local"
     write(src / "config" / "defaults.ini", DEFAULTS)
