@@ -64,6 +64,8 @@ hooks_add =
   50-flatpak.chroot
   50-hostname
   50-language
+  70-flatpak-appstream-catalog
+  70-flatpak-manifest
   70-ostree-manifest
   75-installed-apps
 settings_add = ${build:datadir}/settings/base.gschema.override
@@ -335,8 +337,11 @@ def test_run_builds_the_demo_os_with_the_trees_hooks(built: Built) -> None:
     assert manifest["site"] == {"hostname": "eib-dropin", "has_token": True,
                                 "tagline": "built by the checkout lib"}
     assert manifest["ostree"]["ref"] == "os/eib-demo/amd64/master"
-    assert sorted(r.split("/")[1] for r in manifest["flatpak"]["installed"]
-                  if r.startswith("app/")) == ["org.eib.Clock", "org.eib.Hello"]
+    # The legacy 70-flatpak-manifest shape, from the built-in hook after the install.
+    assert sorted(manifest["flatpak"]["apps"]) == [
+        "org.eib.Clock/x86_64/stable", "org.eib.Hello/x86_64/stable"]
+    assert all(app["remote"] == "eib-demo" for app in manifest["flatpak"]["apps"].values())
+    assert (out / f"{outversion}.appstream.xml.gz").is_file()
     # The log shows the legacy order: eib's install at the hook's place.
     log = (out / f"{outversion}.build.txt").read_text()
     assert log.index("50-flatpak.chroot: eib's own step") < log.index("75-installed-apps")

@@ -29,18 +29,17 @@ EIB = [sys.executable, "-m", "eib.cli"]
 HOOKS = Path(__file__).parent / "hooks"
 # The built-in generic hooks that apply to a Debian OS, plus test-only ones
 # (10-eib-test-*: inputs; 55-ostree-gi.chroot: the OS's GObject bindings).
+# The legacy default image hooks that apply to this OS; eib installs the
+# Flatpaks at 50-flatpak.chroot's place, so the 70-flatpak-* hooks see them.
 IMAGE_HOOKS = (
     "10-eib-test-eos-units", "10-eib-test-sysusers-conf", "10-systemd-sysusers.chroot",
-    "10-systemd-tmpfiles.chroot", "50-firewall-localonly.chroot", "50-hostname",
-    "50-language", "50-locales", "50-reclaim-swap-stamp", "50-safe-defaults.chroot",
-    "50-timezone", "50-update-done-stamp", "50-update-server.chroot", "50-xkb",
-    "50-xkb-layout.chroot", "55-ostree-gi.chroot", "60-flatpak-autoinstall-counters.chroot",
-    "70-ostree-manifest", "80-ldconfig-aux-cache.chroot",
+    "10-systemd-tmpfiles.chroot", "50-firewall-localonly.chroot", "50-flatpak.chroot",
+    "50-hostname", "50-language", "50-locales", "50-reclaim-swap-stamp",
+    "50-safe-defaults.chroot", "50-timezone", "50-update-done-stamp", "50-update-server.chroot",
+    "50-xkb", "50-xkb-layout.chroot", "55-ostree-gi.chroot",
+    "60-flatpak-autoinstall-counters.chroot", "70-flatpak-appstream-catalog",
+    "70-flatpak-manifest", "70-ostree-manifest", "80-ldconfig-aux-cache.chroot",
 )
-# eib installs the Flatpaks after the image hooks: the two hooks that read the
-# installation run in the manifest group here (tests/debian/hooks/manifest
-# links to the built-in files).
-MANIFEST_HOOKS = ("70-flatpak-appstream-catalog", "70-flatpak-manifest")
 
 
 def eib(*args: str | Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
@@ -98,7 +97,6 @@ def debian_build(
         "flatpak:\n  locales: [en, pt]\n"
         "hooks:\n"
         f"  image: [{', '.join(IMAGE_HOOKS)}]\n"
-        f"  manifest: [{', '.join(MANIFEST_HOOKS)}]\n"
     )
     work = base / "work"
     proc = eib("run", recipe, "--set", f"demo.port={free_port()}", "--cache-dir", CACHE,
