@@ -73,6 +73,7 @@ settings_add = ${build:datadir}/settings/base.gschema.override
 [content]
 hooks_add =
   20-content-stamp
+  30-content-root.chroot
   50-flatpak
 
 [manifest]
@@ -177,6 +178,8 @@ def make_tree(top: Path, port: int, s3: str) -> Tree:
     write(src / "data" / "eib-demo.flatpakrepo",
           flatpakrepo("https://updates.example.org/flatpak/demo"))
     write(src / "hooks" / "content" / "20-content-stamp", CONTENT_STAMP)
+    write(src / "hooks" / "content" / "30-content-root.chroot",
+          'echo "inside the deployment as /" > /etc/content-chroot\n')
     write(src / "hooks" / "image" / "75-installed-apps", INSTALLED_APPS)
     write(src / "hooks" / "manifest" / "50-site-facts", SITE_FACTS, 0o755)
     write(src / "lib" / "sitelib.py", "TAGLINE = 'built by the checkout lib'\n")
@@ -324,6 +327,7 @@ def test_run_builds_the_demo_os_with_the_trees_hooks(built: Built) -> None:
     assert (built.deployment / "etc/content-stamp").read_text().startswith(
         f"deployed before content hooks: {built.deployment.name}")
     assert not (out / "content-junk").exists()
+    assert (built.deployment / "etc/content-chroot").read_text() == "inside the deployment as /\n"
     # The apps were installed at 50-flatpak.chroot's place: 75-installed-apps saw them.
     apps = (out / f"{outversion}.installed-apps.txt").read_text().split()
     assert sorted(apps) == ["org.eib.Clock", "org.eib.Hello"]
