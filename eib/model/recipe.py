@@ -128,9 +128,29 @@ class Image(Section):
     hostname: str = Field("", description="Host name of the installed OS")
     xkb_layout: str = Field("", description="Keyboard layout, e.g. br")
     xkb_variant: str = Field("", description="Keyboard layout variant")
-    settings: list[str] = Field([], description="GSettings defaults")
-    settings_locks: list[str] = Field([], description="Locked GSettings")
-    icon_grid: list[str] = Field([], description="Desktop icon grid")
+    settings: list[str] = Field([], description="GSettings override files (60-dconf-prepare)")
+    settings_locks: list[str] = Field([], description="dconf lock files (60-dconf-prepare)")
+    icon_grid: list[str] = Field([], description="Desktop icon grid JSON files (63-icon-grid)")
+    # Options of the built-in hooks (docs/builtin-hooks.md); files are host paths.
+    branding_desktop_background: str = Field(
+        "", description="Desktop background file (50-branding-background)"
+    )
+    branding_fbe_config: str = Field(
+        "", description="gnome-initial-setup vendor.conf (50-branding-fbe)"
+    )
+    metrics_server_url: str = Field("", description="Metrics server URL (50-metrics-urls)")
+    activation_server_url: str = Field("", description="Activation server URL (50-metrics-urls)")
+    chromium_policies: bool = Field(False, description="Install browser policies "
+                                    "(60-chromium-policies)")
+    chromium_policies_managed: str = Field(
+        "", description="Managed browser policy file (60-chromium-policies)"
+    )
+    chromium_policies_recommended: str = Field(
+        "", description="Recommended browser policy file (60-chromium-policies)"
+    )
+    initramfs_plymouth_watermark: str = Field(
+        "", description="Boot splash watermark image (50-initramfs-append)"
+    )
 
 
 class FlatpakRemote(Section):

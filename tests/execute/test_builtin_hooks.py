@@ -65,7 +65,7 @@ def _inputs(top: Path) -> dict[str, Path]:
 
 
 def _legacy_options(inputs: dict[str, Path]) -> dict[str, Any]:
-    """What a legacy config's [image] would set; a YAML recipe sets them under `extra`."""
+    """The built-in hooks' options: typed `image:` fields (a legacy tree's [image] keys)."""
     return {
         "branding_desktop_background": str(inputs["background"]),
         "branding_fbe_config": str(inputs["fbe"]),
@@ -96,7 +96,7 @@ def test_builtin_hooks_on_the_demo_os(build: Build, served: Served, signing: Sig
     image = {"hostname": "eib-box", "language": "pt_BR.utf8", "timezone": "Europe/Lisbon",
              "settings": [str(inputs["settings"])], "settings_locks": [str(inputs["lock"])],
              "icon_grid": [str(inputs["grid"])]}
-    proc = _run(build, served, signing, IMAGE_HOOKS, image, _legacy_options(inputs))
+    proc = _run(build, served, signing, IMAGE_HOOKS, {**image, **_legacy_options(inputs)}, {})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     deploy = build.deployment()
     etc = deploy / "etc"
