@@ -190,3 +190,27 @@ def test_legacy_build_log_hook_publishes_the_log(
     logs = list(build.out.glob("eibtest-*.build.txt"))
     assert len(logs) == 1 and "running hook publish/40-build-log" in logs[0].read_text()
     assert (build.out / "publish-env").read_text() == "publish false\n"
+
+
+def test_the_trees_own_flatpak_hook_runs_instead_of_eibs_install(
+    build: Build, served: Served, signing: Signing
+) -> None:
+    """A checkout shipping its own `50-flatpak.chroot` (the legacy Python one, with its
+    lib/) installs the apps itself: eib runs that hook in its place and does not
+    install a second time (the remote is unreachable: an install by eib would fail)."""
+    recipe_dir = build.recipe.parent
+    write_hook(recipe_dir, "image", "50-flatpak.chroot", """
+        echo "the tree's own install for $EIB_FLATPAK_REMOTE_APPS_APPS" > /etc/own-flatpak-hook
+    """)
+    write_hook(recipe_dir, "image", "60-after", """
+        cp "$OSTREE_DEPLOYMENT/etc/own-flatpak-hook" "$OSTREE_DEPLOYMENT/etc/seen-by-later-hook"
+    """)
+    write_recipe(recipe_dir, served, signing,
+                 hooks={"image": ["50-flatpak.chroot", "60-after"]},
+                 flatpak={"remotes": {"apps": {"url": "https://flatpak.invalid/repo",
+                                               "gpg_verify": False, "apps": ["org.x.App"]}}})
+    proc = build.run()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    seen = (build.deployment() / "etc" / "seen-by-later-hook").read_text()
+    assert seen == "the tree's own install for org.x.App\n"
+    assert not (build.work / "sysroot/ostree/deploy/eibtest/var/lib/flatpak/app").exists()
