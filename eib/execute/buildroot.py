@@ -102,7 +102,14 @@ def _open(ctx: BuildContext, state: Buildroot) -> None:
         return
     from eib.execute.deploy import resolve_commit
 
-    commit = resolve_commit(ctx)
+    try:
+        commit = resolve_commit(ctx)
+    except BuildError as err:
+        if setting:
+            raise
+        log.info("host-side hooks run on the host: no OS commit to make a buildroot of (%s)",
+                 err.message)
+        return
     state.commit = commit
     repo = ctx.dirs.ostree_repo
     if not _has_bash(repo, commit):
@@ -154,7 +161,13 @@ def _checkout(cache: Path, repo: Path, commit: str) -> Path:
     for old in top.iterdir():
         remove_tree(old)
     partial = top / f".partial-{commit}"
-    ostree([f"--repo={repo}", "checkout", "-H", commit, str(partial)])
+    try:
+        ostree([f"--repo={repo}", "checkout", "-H", commit, str(partial)])
+    except BuildError as err:
+        # The repo on another file system than the checkout (a mount in the cache dir).
+        log.info("hard-link checkout failed (%s); copying instead", err.message.splitlines()[-1])
+        remove_tree(partial)
+        ostree([f"--repo={repo}", "checkout", "--force-copy", commit, str(partial)])
     etc, usr_etc = partial / "etc", partial / "usr" / "etc"
     if usr_etc.is_dir() and not etc.exists():
         usr_etc.rename(etc)
