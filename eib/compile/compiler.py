@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from eib import __version__
+from eib.compile.buildroot_setting import resolve_buildroot
 from eib.compile.carried import fold_remote, key_material
 from eib.compile.hooklookup import find_hooks, hook_dirs
 from eib.compile.trust import check_trust
@@ -75,6 +76,11 @@ class CompileResult:
     tree: Tree
     variant: dict[str, str]
     layers: list[str] = field(default_factory=list)
+
+
+# The `build` keys `--set` may change: switches and settings, never the variant.
+BUILD_SETS = {("build", "use_production_ostree"), ("build", "buildroot"),
+              ("build", "buildroot_mounts")}
 
 
 def is_legacy_tree(path: Path) -> bool:
@@ -215,7 +221,7 @@ def _apply_sets(tree: Tree, sets: list[str]) -> None:
         value = parse_value(text, "--set", tuple(key.split("."))) if text else ""
         parts: KeyPath = tuple(key.split("."))
         # The one build switch that is no variant attribute: --use-production-ostree.
-        if parts[0] in ("build", "variant") and parts != ("build", "use_production_ostree"):
+        if parts[0] in ("build", "variant") and parts not in BUILD_SETS:
             raise UserError("set the variant with --product/--branch/... options", origin=origin)
         if parts[0] in FILE_KEYS:
             raise UserError(f"'{parts[0]}' belongs to a recipe file; --set changes sections",
@@ -363,8 +369,9 @@ def _plan(
     from eib.compile.hookenv import config_sections, recipe_env
     from eib.envnames import env_name
 
-    build = recipe.build
-    hooks = find_hooks(recipe, tree, hook_dirs(recipe_dir, localdir, is_legacy_tree(path)))
+    legacy = is_legacy_tree(path)
+    build = resolve_buildroot(recipe.build, recipe.extra, tree, legacy)
+    hooks = find_hooks(recipe, tree, hook_dirs(recipe_dir, localdir, legacy))
     # Refused before a key or repo file is read: a blind remote, a key over http.
     warnings = check_trust(recipe, tree)
     flatpak = recipe.flatpak

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from eib.model.recipe import (
+    BuildSettings,
     BuildSwitches,
     Demo,
     Flatpak,
@@ -32,6 +33,7 @@ from eib.model.recipe import (
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("variant", Variant),
     ("build (command-line switches)", BuildSwitches),
+    ("build", BuildSettings),
     ("ostree", Ostree),
     ("image", Image),
     ("flatpak", Flatpak),

@@ -34,7 +34,9 @@ def legacy_sections(recipe: Recipe) -> dict[str, dict[str, Any]]:
     """The recipe seen as legacy INI sections (what hooks were written against)."""
     dump = recipe.model_dump(mode="json")
     sections: dict[str, dict[str, Any]] = {}
-    sections["build"] = dump["build"]
+    # How the build runs is no option hooks read (a legacy tree's [buildroot] stays as it was).
+    sections["build"] = {k: v for k, v in dump["build"].items()
+                         if k not in ("buildroot", "buildroot_mounts")}
     for name in ("ostree", "image", "demo"):
         sections[name] = dict(dump[name])
     flatpak = dict(dump["flatpak"])

@@ -11,7 +11,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from eib.model.recipe import Demo, Flatpak, Hooks, Image, Ostree, Publish, Secret, Variant
+from eib.model.recipe import (
+    BuildSettings,
+    Demo,
+    Flatpak,
+    Hooks,
+    Image,
+    Ostree,
+    Publish,
+    Secret,
+    Variant,
+)
 
 # The models of a recipe file as written live here rather than in
 # eib.model.recipe: only the schema needs them, and every model class costs
@@ -34,6 +44,7 @@ class RecipeFile(BaseModel):
     eib: Literal[1] = 1
     extends: list[str] = Field([])
     variant: Variant | None = None
+    build: BuildSettings | None = None
     ostree: Ostree | None = None
     image: Image | None = None
     flatpak: Flatpak | None = None

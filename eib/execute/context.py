@@ -62,6 +62,8 @@ class BuildContext:
     assemble_disk: bool = True  # False: the image stage stops after deployment and Flatpaks
     # This run's secrets (eib.secrets.SecretValues), fetched on first use.
     secrets: Any = None
+    # Where host-side hooks run (eib.execute.buildroot.Buildroot), made on first use.
+    buildroot: Any = None
 
     def reveal(self, text: str) -> str:
         """`text` with its `<secret:...>` tokens replaced: only for handing to a tool."""

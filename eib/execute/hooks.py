@@ -23,6 +23,7 @@ from pathlib import Path
 
 from eib import paths
 from eib.errors import BuildError
+from eib.execute.buildroot import host_side_argv
 from eib.execute.context import BuildContext
 from eib.execute.hookenv import CHROOT_PATH, chroot_env, hook_env, plan_env
 from eib.execute.hookfiles import write_hook_files
@@ -120,9 +121,8 @@ def run_hook(ctx: BuildContext, hook: HookStep, root: ChrootPaths | None = None)
             inside.unlink(missing_ok=True)
     else:
         log.info("running hook %s/%s (%s)", hook.group, hook.name, path)
-        status, tail = stream_command(
-            _host_argv(hook, path), env=env, cwd=ctx.dirs.tmp, logger=log, prefix=prefix
-        )
+        argv = host_side_argv(ctx, _host_argv(hook, path), ctx.dirs.tmp)
+        status, tail = stream_command(argv, env=env, cwd=ctx.dirs.tmp, logger=log, prefix=prefix)
     if status != 0:
         last = f"; last output: {tail[-1]}" if tail else ""
         log.error("hook %s/%s exited with status %d", hook.group, hook.name, status)

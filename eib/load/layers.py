@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from eib.errors import Origin, UserError, did_you_mean
 from eib.load.yamlfile import KeyPath, NotARecipe, YamlDoc, load_yaml
-from eib.model.recipe import KNOWN_SECTIONS
+from eib.model.recipe import KNOWN_SECTIONS, BuildSettings
 from eib.variant import check_variant_value, host_arch, series_of
 
 VARIANT_ATTRS = ("product", "branch", "arch", "platform", "personality")
@@ -85,12 +85,6 @@ def check_file_keys(doc: YamlDoc) -> None:
             origin=doc.origin(("eib",)),
             key="eib",
         )
-    if "build" in doc.data:
-        raise UserError(
-            "the build section is derived; set the variant's attributes under 'variant:'",
-            origin=doc.origin(("build",)),
-            key="build",
-        )
     for key, value in doc.data.items():
         if key in FILE_KEYS:
             continue
@@ -123,8 +117,26 @@ def check_file_keys(doc: YamlDoc) -> None:
             check_section(key, value, doc, (*opath, key))
 
 
+def check_build(value: Any, doc: YamlDoc, path: KeyPath) -> None:
+    """`build:` holds only how the build runs; the rest of it is derived from the variant."""
+    allowed = tuple(BuildSettings.model_fields)
+    keys = list(value) if isinstance(value, dict) else [None]
+    for key in keys:
+        if key not in allowed:
+            where = (*path, key) if isinstance(key, str) else path
+            raise UserError(
+                "the build section is derived; set the variant's attributes under 'variant:' "
+                f"(a recipe may set only {', '.join(f'build.{k}' for k in allowed)})",
+                origin=doc.origin(where),
+                key="build",
+            )
+
+
 def check_section(key: str, value: Any, doc: YamlDoc, path: KeyPath) -> None:
     """A known section, or a plausible name of one a hook reads, mapped to its keys."""
+    if key == "build":
+        check_build(value, doc, path)
+        return
     if key not in KNOWN_SECTIONS and not SECTION_NAME.fullmatch(key):
         # Not echoed: the file may not be a recipe at all (extends: [/etc/shadow]).
         raise NotARecipe(

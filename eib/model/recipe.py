@@ -64,7 +64,22 @@ class BuildSwitches(Section, defer_build=True):
     )
 
 
-class Build(Variant, BuildSwitches, defer_build=False):
+class BuildSettings(Section, defer_build=True):
+    """How the build runs, not what it makes: the only keys a recipe file may set under `build:`."""
+
+    buildroot: bool | None = Field(
+        None,
+        description="Run host-side hooks inside the OS tree being built (bubblewrap), so they "
+        "use its tools: true (the tree must have /bin/bash), false, or unset: on for a legacy "
+        "INI tree whose OS has /bin/bash ([buildroot] enable), off for a YAML recipe",
+    )
+    buildroot_mounts: list[str] = Field(
+        [],
+        description="More host paths the buildroot sees at the same path ([buildroot] mounts)",
+    )
+
+
+class Build(Variant, BuildSwitches, BuildSettings, defer_build=False):
     """The resolved `build` section: the variant plus derived facts."""
 
     arch: Literal["amd64", "arm64", "i386"] = "amd64"

@@ -27,6 +27,9 @@ def comparable(plan: Plan) -> dict[str, Any]:
     del data["recipe"], data["digest"]
     for secret in data["secrets"]:
         del secret["where"]  # the INI file vs the YAML layer that holds it
+    # Unset, an INI tree's build.buildroot means "when the OS has bash"; a recipe's means off.
+    if data["build"]["buildroot"] is None:
+        data["build"]["buildroot"] = False
     return data
 
 

@@ -1,0 +1,60 @@
+"""Host-side hooks in the buildroot of the real Debian OS: they see its files and tools,
+write to the deployment and the output dir, use eib.sh, and nothing stays mounted."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from eib.demo.debian import DebianPaths
+from eib.paths import RECIPES_DIR
+from tests.loopback import free_port
+
+from .conftest import CACHE, eib, remove
+
+HOOK = """\
+    # Sourced after eib.sh, through bwrap: / is the OS tree being built.
+    grep -q '^NAME="EIB Debian OS"' /etc/os-release
+    cmp /usr/lib/os-release "$OSTREE_DEPLOYMENT/usr/lib/os-release"
+    echo "written from the buildroot" > "$OSTREE_DEPLOYMENT/etc/eib-buildroot"
+    out=$(eib_outfile buildroot.txt)
+    {
+      grep '^NAME=' /etc/os-release
+      stat -f -c %T /
+      test -d "$EIB_CACHEDIR" && echo cache
+      getent passwd messagebus | cut -d: -f1  # from the OS's sysusers.d
+    } > "$out"
+"""
+
+
+def test_host_side_hooks_run_in_the_os_tree(debian_os: DebianPaths, tmp_path: Path) -> None:
+    recipe_dir = tmp_path / "recipe"
+    hook = recipe_dir / "hooks" / "image" / "50-in-buildroot"
+    hook.parent.mkdir(parents=True)
+    hook.write_text(textwrap.dedent(HOOK))
+    recipe = recipe_dir / "recipe.yaml"
+    recipe.write_text(f"eib: 1\nextends: [{RECIPES_DIR / 'debian.yaml'}]\n"
+                      "build:\n  buildroot: true\n"
+                      "hooks:\n  image: [50-in-buildroot]\n")
+    work, out = tmp_path / "work", tmp_path / "out"
+    try:
+        proc = eib("run", recipe, "--set", f"demo.port={free_port()}", "--cache-dir", CACHE,
+                   "--work-dir", work, "--output-dir", out, "--no-cache", "--dry-run",
+                   "--no-disk", timeout=600)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        log = (out / "build.txt").read_text()
+        assert f"host-side hooks run in the buildroot of {debian_os.commit}" in log
+        found = sorted(out.glob("*.buildroot.txt"))
+        assert len(found) == 1
+        assert found[0].read_text().splitlines() == [
+            'NAME="EIB Debian OS"', "overlayfs", "cache", "messagebus"]
+        deployment = next((work / "sysroot/ostree/deploy/eib-debian/deploy").glob("*.0"))
+        assert (deployment / "etc" / "eib-buildroot").read_text() == \
+            "written from the buildroot\n"
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            assert not [line for line in f if str(tmp_path) in line]
+        assert not (work / "buildroot").exists()
+        # The cached checkout is hard links of the cache repo, kept for the next build.
+        assert (CACHE / "buildroot" / debian_os.commit / "usr" / "bin" / "bash").stat().st_nlink > 1
+    finally:
+        remove(tmp_path / "work")
