@@ -249,13 +249,6 @@ def _anchor(value: str, tree: Tree, path: KeyPath) -> str:
     return str((base / value).resolve())
 
 
-# Image options naming files (the signing keyring, the built-in hooks' inputs).
-IMAGE_PATH_KEYS = ("gpg_homedir", "settings", "settings_locks", "icon_grid",
-                   "branding_desktop_background", "branding_fbe_config",
-                   "chromium_policies_managed", "chromium_policies_recommended",
-                   "initramfs_plymouth_watermark")
-
-
 def _anchor_paths(resolved: dict[str, Any], tree: Tree) -> None:
     """Make the file paths a recipe names absolute, so a plan runs from any cwd."""
     ostree = resolved.get("ostree")
@@ -265,14 +258,8 @@ def _anchor_paths(resolved: dict[str, Any], tree: Tree) -> None:
             _anchor(k, tree, path) if isinstance(k, str) else k for k in ostree["gpg_keys"]
         ]
     image = resolved.get("image")
-    if isinstance(image, dict):
-        for key in IMAGE_PATH_KEYS:
-            value = image.get(key)
-            if isinstance(value, str) and value:
-                image[key] = _anchor(value, tree, ("image", key))
-            elif isinstance(value, list):
-                image[key] = [_anchor(v, tree, ("image", key)) if isinstance(v, str) else v
-                              for v in value]
+    if isinstance(image, dict) and isinstance(image.get("gpg_homedir"), str):
+        image["gpg_homedir"] = _anchor(image["gpg_homedir"], tree, ("image", "gpg_homedir"))
     remotes = (resolved.get("flatpak") or {}).get("remotes")
     if isinstance(remotes, dict):
         for name, remote in remotes.items():

@@ -25,7 +25,7 @@ from eib import paths
 from eib.errors import BuildError
 from eib.execute.buildroot import host_side_argv
 from eib.execute.context import BuildContext
-from eib.execute.hookenv import CHROOT_PATH, chroot_env, hook_env, plan_env
+from eib.execute.hookenv import CHROOT_PATH, chroot_env, hook_env, plan_env, srcdir_of
 from eib.execute.hookfiles import write_hook_files
 from eib.execute.hookroot import ChrootPaths, image_group_root
 from eib.execute.inroot import resolve_in_root
@@ -121,8 +121,12 @@ def run_hook(ctx: BuildContext, hook: HookStep, root: ChrootPaths | None = None)
             inside.unlink(missing_ok=True)
     else:
         log.info("running hook %s/%s (%s)", hook.group, hook.name, path)
-        argv = host_side_argv(ctx, _host_argv(hook, path), ctx.dirs.tmp)
-        status, tail = stream_command(argv, env=env, cwd=ctx.dirs.tmp, logger=log, prefix=prefix)
+        # In the checkout, as the legacy run_hooks ran them: relative paths of
+        # the config (`data/…`) mean files of the checkout (the recipe's dir).
+        srcdir = srcdir_of(ctx.plan)
+        cwd = srcdir if srcdir.is_dir() else ctx.dirs.tmp
+        argv = host_side_argv(ctx, _host_argv(hook, path), cwd)
+        status, tail = stream_command(argv, env=env, cwd=cwd, logger=log, prefix=prefix)
     if status != 0:
         last = f"; last output: {tail[-1]}" if tail else ""
         log.error("hook %s/%s exited with status %d", hook.group, hook.name, status)
