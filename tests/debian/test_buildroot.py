@@ -58,3 +58,53 @@ def test_host_side_hooks_run_in_the_os_tree(debian_os: DebianPaths, tmp_path: Pa
         assert (CACHE / "buildroot" / debian_os.commit / "usr" / "bin" / "bash").stat().st_nlink > 1
     finally:
         remove(tmp_path / "work")
+
+
+def test_a_legacy_tree_uses_the_buildroot_when_the_os_has_bash(
+    debian_os: DebianPaths, tmp_path: Path
+) -> None:
+    """Unset, the buildroot is on for a legacy INI tree whose OS has bash."""
+    src = tmp_path / "checkout"
+    (src / "config").mkdir(parents=True)
+    (src / "config" / "defaults.ini").write_text(textwrap.dedent(f"""\
+        [build]
+        datadir = ${{srcdir}}/data
+
+        [demo]
+        serve = true
+        port = {free_port()}
+        os = debian
+
+        [ostree]
+        dev_pull_url = http://127.0.0.1:${{demo:port}}/ostree
+        prod_pull_url = https://ostree.example.org/ostree/debian
+        deploy_url = https://updates.example.org/ostree/debian
+        ref = os/eib-debian/${{build:arch}}/${{build:branch}}
+        remote = eib-debian
+        os = eib-debian
+
+        [image]
+        hooks_add = 50-in-buildroot
+
+        [flatpak]
+        enable = false
+        """))
+    keys = src / "data" / "keys"
+    keys.mkdir(parents=True)
+    (keys / "eib-demo.asc").write_text((RECIPES_DIR / "keys" / "eib-demo.asc").read_text())
+    hook = src / "hooks" / "image" / "50-in-buildroot"
+    hook.parent.mkdir(parents=True)
+    hook.write_text(textwrap.dedent(HOOK))
+    work, out = tmp_path / "work", tmp_path / "out"
+    try:
+        proc = eib("run", src / "config", "-p", "eib-debian", "-b", "bookworm", "-a", "amd64",
+                   "--cache-dir", CACHE, "--work-dir", work, "--output-dir", out, "--no-cache",
+                   "--dry-run", "--no-disk", timeout=600)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        log = (out / "build.txt").read_text()
+        assert f"host-side hooks run in the buildroot of {debian_os.commit}" in log
+        found = sorted(out.glob("*.buildroot.txt"))
+        assert len(found) == 1
+        assert found[0].read_text().splitlines()[0] == 'NAME="EIB Debian OS"'
+    finally:
+        remove(tmp_path / "work")
