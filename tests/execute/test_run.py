@@ -178,12 +178,16 @@ def test_failing_hook_runs_error_hooks_and_cleans_up(
         exit 3
     """)
     write_hook(recipe_dir, "image", "30-never", "touch \"$OSTREE_DEPLOYMENT/etc/never\"\n")
+    # As in the legacy eib_error: a failing error hook does not stop the next
+    # one, and a `.chroot` error hook is skipped (no chroot in that group).
+    write_hook(recipe_dir, "error", "05-fails", "exit 4\n")
     write_hook(recipe_dir, "error", "10-report", """
         echo "error hook saw $EIB_OUTVERSION" > "$EIB_OUTDIR/error-hook-ran"
     """)
+    write_hook(recipe_dir, "error", "20-inside.chroot", "touch /etc/error-chroot\n")
     write_recipe(recipe_dir, served, signing,
                  hooks={"image": ["10-daemon.chroot", "20-fail.chroot", "30-never"],
-                        "error": ["10-report"]})
+                        "error": ["05-fails", "10-report", "20-inside.chroot"]})
     proc = build.run()
     assert proc.returncode == 1
     assert "eib: build failed: image/hook 20-fail.chroot: hook image/20-fail.chroot exited " \
@@ -192,6 +196,8 @@ def test_failing_hook_runs_error_hooks_and_cleans_up(
     log = (build.out / "build.txt").read_text()
     assert "[image/20-fail.chroot] about to fail" in log
     assert "hook image/20-fail.chroot exited with status 3" in log
+    assert "hook error/05-fails exited with status 4" in log
+    assert "Skipping hook, no chroot available: error/20-inside.chroot" in log
     assert not (build.deployment() / "etc" / "never").exists()
     assert not mounts_under(build.work)
     assert not processes_rooted_under(build.work)
