@@ -3,7 +3,12 @@ write to the deployment and the output dir, use eib.sh, and nothing stays mounte
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 from eib.demo.debian import DebianPaths
@@ -108,3 +113,64 @@ def test_a_legacy_tree_uses_the_buildroot_when_the_os_has_bash(
         assert found[0].read_text().splitlines()[0] == 'NAME="EIB Debian OS"'
     finally:
         remove(tmp_path / "work")
+
+
+def test_a_killed_build_leaves_its_buildroot_to_the_next_run(
+    debian_os: DebianPaths, tmp_path: Path
+) -> None:
+    """SIGKILL while a hook runs in the buildroot: the overlay stays mounted and the
+    hook's sandbox dies with eib; the next run on the work dir unmounts and removes it."""
+    recipe_dir = tmp_path / "recipe"
+    hook = recipe_dir / "hooks" / "image" / "50-sleeps"
+    hook.parent.mkdir(parents=True)
+    hook.write_text('touch "$EIB_TMPDIR/hook-started"\nexec sleep 600\n')
+    recipe = recipe_dir / "recipe.yaml"
+    recipe.write_text(f"eib: 1\nextends: [{RECIPES_DIR / 'debian.yaml'}]\n"
+                      "build:\n  buildroot: true\n"
+                      "hooks:\n  image: [50-sleeps]\n")
+    work, out = tmp_path / "work", tmp_path / "out"
+    argv = [sys.executable, "-m", "eib.cli", "run", str(recipe), "--set",
+            f"demo.port={free_port()}", "--cache-dir", str(CACHE), "--work-dir", str(work),
+            "--output-dir", str(out), "--no-cache", "--dry-run", "--no-disk"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EIB_")}
+
+    def overlay_mounts() -> list[str]:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            return [line.split()[4] for line in f if str(work / "buildroot") in line.split()[4]]
+
+    def sleepers() -> list[int]:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd[:2] == [b"sleep", b"600"]:
+                found.append(int(pid))
+        return found
+
+    try:
+        build = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while not list(work.glob("tmp/hook-started")) and time.monotonic() < deadline:
+            assert build.poll() is None, "the build ended before its hook started"
+            time.sleep(0.2)
+        assert overlay_mounts(), "the buildroot overlay is not mounted while the hook runs"
+        build.send_signal(signal.SIGKILL)
+        build.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while sleepers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not sleepers(), "the hook in the sandbox outlived the killed build"
+        assert overlay_mounts(), "nothing left to reclaim: the test proves nothing"
+
+        hook.write_text("true\n")
+        proc = eib(*argv[3:], timeout=600)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        assert not overlay_mounts()
+        assert not (work / "buildroot").exists()
+    finally:
+        for pid in sleepers():
+            os.kill(pid, signal.SIGKILL)
+        remove(work)
