@@ -168,7 +168,9 @@ def _publish_steps(plan: Plan) -> list[Step]:
     for hook in plan.hooks_of("publish"):
         if hook.native in PUBLISH_NATIVES:
             assert hook.native is not None
-            steps.extend(target_steps(publish_at(plan, hook.native)) or hook_steps_of([hook]))
+            kind = PUBLISH_NATIVES[hook.native]
+            steps.extend(target_steps(publish_at(plan, hook.native)) or [Step(
+                name=f"hook {hook.name}", description=f"no {kind} target: nothing to do")])
         else:
             steps.extend(hook_steps_of([hook]))
     return steps
