@@ -32,7 +32,7 @@ from eib.errors import BuildError
 from eib.execute.context import BuildContext
 from eib.execute.hookenv import srcdir_of
 from eib.execute.inroot import resolve_in_root
-from eib.execute.mounts import MountStack, remove_tree
+from eib.execute.mounts import MountStack, cleanup_work_dir, remove_tree
 from eib.tools.ostree import ostree
 
 log = logging.getLogger("eib.execute.buildroot")
@@ -93,6 +93,19 @@ def close_buildroot(ctx: BuildContext) -> None:
         state.mounts.close()
         ctx.buildroot = None
     remove_tree(ctx.dirs.work / WORK)
+
+
+def release_work_dir(ctx: BuildContext) -> None:
+    """Unmount what the build left under its work dir, the buildroot first (it knows
+    its overlay); failures are only logged, never hiding the build's own result."""
+    try:
+        close_buildroot(ctx)
+    except Exception:
+        log.exception("removing the buildroot")
+    try:
+        cleanup_work_dir(ctx.dirs.work)
+    except Exception:
+        log.exception("cleaning up %s", ctx.dirs.work)
 
 
 def _open(ctx: BuildContext, state: Buildroot) -> None:

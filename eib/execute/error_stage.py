@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 
 from eib.errors import BuildError, EibError
+from eib.execute.buildroot import release_work_dir
 from eib.execute.context import BuildContext
 from eib.execute.hooks import run_hooks
-from eib.execute.mounts import cleanup_work_dir
 
 log = logging.getLogger("eib.execute.error")
 
@@ -24,10 +24,7 @@ def run_error_stage(ctx: BuildContext, failure: BuildError) -> None:
         run_hooks(ctx, "error", keep_going=True)
     except Exception:
         log.exception("error hooks")
-    try:
-        cleanup_work_dir(ctx.dirs.work)
-    except Exception:
-        log.exception("cleaning up %s", ctx.dirs.work)
+    release_work_dir(ctx)
     if ctx.dry_run or not ctx.plan.publish.targets:
         return
     try:

@@ -22,7 +22,7 @@ import yaml
 from eib import __version__
 from eib.errors import BuildError, UserError
 from eib.execute import legacy_outputs, staging
-from eib.execute.buildroot import close_buildroot
+from eib.execute.buildroot import release_work_dir
 from eib.execute.cache.bound import keep_bounded
 from eib.execute.cache.bound import max_size as max_cache_size
 from eib.execute.cache.store import reclaim_temporaries
@@ -332,14 +332,7 @@ def _settle_failure(ctx: BuildContext, output: Path, reset: bool, err: BaseExcep
 
 def _after(ctx: BuildContext, cache_limit: int | None) -> None:
     """Cleanup that must never hide the build's own error: failures are only logged."""
-    try:
-        close_buildroot(ctx)
-    except Exception:
-        log.exception("removing the buildroot")
-    try:
-        cleanup_work_dir(ctx.dirs.work)
-    except Exception:
-        log.exception("cleaning up %s", ctx.dirs.work)
+    release_work_dir(ctx)
     if cache_limit is None:
         return
     try:
