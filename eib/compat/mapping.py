@@ -257,7 +257,7 @@ def _legacy_targets(
     """
     publish, image = sections.get("publish", {}), sections.get("image", {})
     sysconfdir = Path(sections.get("build", {}).get("sysconfdir") or SYSCONFDIR)
-    secrets = recipe.setdefault("secrets", {})
+    secrets: dict[str, Any] = {}
     targets: list[dict[str, Any]] = []
     if publish.get("s3_bucket", "").strip():
         s3: dict[str, Any] = {"kind": "s3", "bucket": escape(publish["s3_bucket"].strip())}
@@ -279,8 +279,8 @@ def _legacy_targets(
             secrets[SSH_SECRET] = {"file": escape(str(sysconfdir / "ssh-key.pem"))}
             rsync["identity_secret"] = SSH_SECRET
         targets.append(rsync)
-    if not secrets:
-        del recipe["secrets"]
+    if secrets:
+        recipe.setdefault("secrets", {}).update(secrets)
     return targets
 
 
