@@ -15,7 +15,7 @@ when a build calls them.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -127,19 +127,17 @@ def _flatpak_step(plan: Plan) -> list[Step]:
 
 def _image_steps(plan: Plan) -> list[Step]:
     o, img = plan.ostree, plan.image
+    flatpak = _flatpak_step(plan) if installs_flatpaks(plan) else []
+    # 50-flatpak.chroot's place shows the install, or that there is none.
+    work = {**NATIVE_WORK, "flatpak-install": (
+        flatpak[0].description if flatpak else "no Flatpaks to install: nothing to do")}
     steps = [
         Step(name="deploy", description=f"deploy {o.commit or o.ref} as os '{o.os}'"),
-        *hook_steps(plan, "content"),
-        *hook_steps(plan, "image"),
+        *hook_steps_of(plan.hooks_of("content"), work),
+        *hook_steps_of(plan.hooks_of("image"), work),
     ]
-    if installs_flatpaks(plan):
-        at = plan.native_step("flatpak-install")
-        flatpak = _flatpak_step(plan)
-        if at is None:
-            steps.extend(flatpak)
-        else:
-            index = steps.index(next(s for s in steps if s.name == f"hook {at.name}"))
-            steps[index] = Step(name=steps[index].name, description=flatpak[0].description)
+    if plan.native_step("flatpak-install") is None:
+        steps.extend(flatpak)
     steps.append(Step(name="disk", description=f"assemble {img.partition_table} disk image"))
     steps.append(Step(name="compress", description=f"compress with {img.compression}"))
     steps.append(Step(name="checksum", description="sha256 of each image"))
@@ -176,9 +174,11 @@ def _publish_steps(plan: Plan) -> list[Step]:
     return steps
 
 
-def hook_steps_of(hooks: list[HookStep]) -> list[Step]:
+def hook_steps_of(
+    hooks: list[HookStep], work: Mapping[NativeStep, str] = NATIVE_WORK
+) -> list[Step]:
     def described(h: HookStep) -> str:
-        return NATIVE_WORK[h.native] if h.native else f"{h.group} hook ({h.found_in})"
+        return work[h.native] if h.native else f"{h.group} hook ({h.found_in})"
 
     return [Step(name=f"hook {h.name}", description=described(h)) for h in hooks]
 
