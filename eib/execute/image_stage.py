@@ -33,11 +33,10 @@ def run_image_stage(ctx: BuildContext) -> None:
     # The deployment dir is <commit>.<serial>: the commit the image holds.
     legacy_outputs.write_ostree_txt(plan, dirs.sysroot, ctx.deployment.name.split(".")[0],
                                     dirs.output)
-    install = functools.partial(_install_flatpaks, ctx)
-    at_hook = plan.native_step("flatpak-install") is not None
-    run_hooks(ctx, "image", natives={"flatpak-install": install} if installs_flatpaks(plan)
-              else {})
-    if installs_flatpaks(plan) and not at_hook:
+    # At 50-flatpak.chroot's place when the hooks list it, else after them.
+    install = functools.partial(_install_flatpaks, ctx) if installs_flatpaks(plan) else None
+    run_hooks(ctx, "image", natives={"flatpak-install": install} if install else {})
+    if install is not None and plan.native_step("flatpak-install") is None:
         install()
 
     if not ctx.assemble_disk:
