@@ -119,8 +119,12 @@ def parse_repo_file(text: str, key: str) -> dict[str, str]:
     return dict(parser.items(REPO_FILE_GROUP))
 
 
-def fold_remote(name: str, remote: FlatpakRemote) -> FlatpakRemote:
+def fold_remote(name: str, remote: FlatpakRemote, *, keyless_ok: bool = False) -> FlatpakRemote:
     """The remote with its `.flatpakrepo` folded in (recipe values win) and its key read.
+
+    `keyless_ok`: a hook of the recipe's checkout installs the apps and
+    verifies them itself (see `check_trust`), so a remote without a key is not
+    refused here.
 
     Paths are absolute by now (the compiler anchors them to the recipe file
     that wrote them); a local repo path becomes a `file://` URL.
@@ -143,7 +147,7 @@ def fold_remote(name: str, remote: FlatpakRemote) -> FlatpakRemote:
         except ValueError:
             raise UserError("GPGKey is not base64", key=f"{key}.repo_file") from None
         gpg_key = "".join(repo["GPGKey"].split())
-    elif remote.enable:
+    elif remote.enable and not keyless_ok:
         raise UserError(
             "no gpg_key and no GPGKey in the repo file: the remote would be installed "
             "unverified",

@@ -331,10 +331,11 @@ def _refuse_unbuilt_outputs(recipe: Recipe, tree: Tree) -> None:
         )
 
 
-def _fold_remote(name: str, remote: FlatpakRemote, tree: Tree) -> FlatpakRemote:
+def _fold_remote(name: str, remote: FlatpakRemote, tree: Tree,
+                 keyless_ok: bool) -> FlatpakRemote:
     """`fold_remote`, its errors placed at the recipe line of the key (or of the remote)."""
     try:
-        return fold_remote(name, remote)
+        return fold_remote(name, remote, keyless_ok=keyless_ok)
     except UserError as err:
         if err.origin is not None or err.key is None:
             raise
@@ -360,12 +361,15 @@ def _plan(
     build = resolve_buildroot(recipe.build, recipe.extra, tree, legacy)
     hooks = find_hooks(recipe, tree, hook_dirs(recipe_dir, localdir, legacy))
     # Refused before a key or repo file is read: a blind remote, a key over http.
-    warnings = check_trust(recipe, tree)
+    own_install = any(h.group == "image" and h.name == "50-flatpak.chroot" and not h.native
+                      for h in hooks)
+    warnings = check_trust(recipe, tree, flatpak_by_hook=own_install)
     flatpak = recipe.flatpak
     flatpak = flatpak.model_copy(
         update={
             "arch": flatpak.arch or FLATPAK_ARCHES[build.arch],
-            "remotes": {n: _fold_remote(n, r, tree) for n, r in flatpak.remotes.items()},
+            "remotes": {n: _fold_remote(n, r, tree, own_install)
+                        for n, r in flatpak.remotes.items()},
         }
     )
     ostree = recipe.ostree

@@ -27,8 +27,14 @@ def _refuse_http(location: str, key: str, tree: Tree, path: tuple[str, ...]) -> 
         )
 
 
-def check_trust(recipe: Recipe, tree: Tree) -> list[str]:
-    """The plan's trust warnings; a UserError when a remote would be trusted blindly."""
+def check_trust(recipe: Recipe, tree: Tree, *, flatpak_by_hook: bool = False) -> list[str]:
+    """The plan's trust warnings; a UserError when a remote would be trusted blindly.
+
+    `flatpak_by_hook`: the recipe's checkout installs the apps with its own
+    `50-flatpak.chroot` (a legacy tree), which verifies them against the
+    keyring of the OS being built; eib installs nothing, so a remote without
+    a key here is the hook's business, not an error.
+    """
     warnings: list[str] = []
     o = recipe.ostree
     for index, location in enumerate(o.gpg_keys):
@@ -56,6 +62,9 @@ def check_trust(recipe: Recipe, tree: Tree) -> list[str]:
             warnings.append(
                 f"{key}.gpg_verify is false: its apps are installed and shipped unverified"
             )
+        elif not remote.gpg_key and not remote.repo_file and flatpak_by_hook:
+            warnings.append(f"{key} has no key: the checkout's own 50-flatpak.chroot "
+                            "installs its apps and verifies them")
         elif not remote.gpg_key and not remote.repo_file:
             raise UserError(
                 "no gpg_key: the remote would be installed and shipped with --no-gpg-verify",

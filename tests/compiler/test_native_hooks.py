@@ -78,3 +78,25 @@ def test_without_the_legacy_names_eib_installs_after_the_image_hooks(
     plan = compile_recipe(write("recipe.yaml", text), {"arch": "amd64"}).plan
     assert _steps(plan, "image")[:4] == ["deploy", "hook 40-before", "hook 60-after", "flatpak"]
     assert [t.kind for t in publish_first(plan)] == ["s3", "rsync", "local"]
+
+
+def test_a_keyless_remote_is_the_checkouts_own_flatpak_hooks_business(
+    write, tmp_path: Path
+) -> None:
+    """The legacy 50-flatpak.chroot verified the apps against the OS's keyring: with
+    that hook in the checkout a remote without a key plans (with a warning); with
+    eib's own install it is refused."""
+    import pytest
+
+    from eib.errors import UserError
+
+    keyless = RECIPE.replace(', gpg_verify: false, apps: [org.x.App]}', ', apps: [org.x.App]}')
+    assert keyless != RECIPE
+    _hooks_dir(tmp_path, ("image", "40-before"), ("image", "60-after"))
+    with pytest.raises(UserError, match="no gpg_key"):
+        compile_recipe(write("recipe.yaml", keyless), {"arch": "amd64"})
+    _hooks_dir(tmp_path, ("image", "50-flatpak.chroot"))
+    plan = compile_recipe(write("recipe.yaml", keyless), {"arch": "amd64"}).plan
+    assert plan.flatpak.remotes["apps"].gpg_key == ""
+    assert any("flatpak.remotes.apps has no key: the checkout's own 50-flatpak.chroot" in w
+               for w in plan.warnings)
