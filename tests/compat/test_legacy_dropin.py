@@ -383,10 +383,12 @@ def test_private_value_never_reaches_outputs_or_uploads(built: Built, tree: Tree
 
 
 def test_the_launcher_builds_the_tree(tree: Tree, tmp_path: Path) -> None:
-    """`eos-image-builder -n -d LOCALDIR -p eib-demo master`, as the legacy jobs call it."""
+    """`eos-image-builder -n -d LOCALDIR -p eib-demo master`, as the legacy jobs call it:
+    by its path, with the system's PATH (its `python3` is not eib's `.venv`)."""
     try:
         proc = run([str(LAUNCHER), "--config-dir", str(tree.config), "-d", str(tree.local),
                     "-p", "eib-demo", "-a", "amd64", "-n", "master"],
+                   PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                    EIB_CACHE_DIR=str(tmp_path / "cache"), EIB_WORK_DIR=str(tmp_path / "work"),
                    EIB_OUTPUT_DIR=str(tmp_path / "out"), EIB_DEMO_DIR=str(DEMO_DIR),
                    EIB_LEGACY_LOCKFILE=str(tmp_path / "eos-image-builder.lock"))
