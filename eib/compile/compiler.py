@@ -311,24 +311,7 @@ def _validate(resolved: dict[str, Any], tree: Tree) -> Recipe:
         recipe = Recipe.model_validate(data)
     except ValidationError as err:
         raise recipe_error(err, tree) from None
-    _refuse_unbuilt_outputs(recipe, tree)
     return recipe
-
-
-def _refuse_unbuilt_outputs(recipe: Recipe, tree: Tree) -> None:
-    """An output the recipe asks for but eib cannot make stops the plan.
-
-    The legacy builder's `vm_image` wrote an OVF zip; eib has no OVF writer,
-    and a build that silently left the file out would break whoever
-    downloads it.
-    """
-    if recipe.image.vm_image:
-        raise UserError(
-            "eib does not write the legacy OVF zip (<outversion>.ovf.zip)",
-            origin=tree.origin(("image", "vm_image")),
-            key="image.vm_image",
-            hint="set it to false; image.qcow2 writes a disk image for VMs",
-        )
 
 
 def _fold_remote(name: str, remote: FlatpakRemote, tree: Tree,
@@ -380,6 +363,12 @@ def _plan(
         }
     )
     image = recipe.image
+    if image.vm_image and build.arch != "amd64":
+        # The OVF zip is an amd64 VM: none for other arches, as the legacy builder
+        # did, but said in the plan and the build log rather than silently.
+        warnings.append(f"image.vm_image: no OVF zip for {build.arch} (it is an amd64 "
+                        "virtual machine)")
+        image = image.model_copy(update={"vm_image": False})
     if image.signing_keyid and not image.gpg_homedir:
         # The host's signing keyring, where the legacy builder always looked.
         image = image.model_copy(update={"gpg_homedir": f"{build.sysconfdir}/gnupg"})

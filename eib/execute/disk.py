@@ -354,7 +354,7 @@ def publish_outputs(
     deployment: Path | None,
     signer: Signer | None,
 ) -> dict[str, Published]:
-    """Compressed image (+ size, checksums, signatures), qcow2, ISO, boot.zip."""
+    """Compressed image (+ size, checksums, signatures), qcow2, ISO, boot.zip, OVF zip."""
     image = plan.image
     comp = compress.compressor(image.compression)
     compressed = output_dir / (plan.outputs.image + comp.suffix)
@@ -409,6 +409,17 @@ def publish_outputs(
             "iso", dest, signer, compression_type="iso",
             extracted_size=results["full"].extra["extracted_size"],
         ))
+    if image.vm_image:
+        # Grows the raw image for a moment: after the jobs that read it.
+        from eib.execute.ovf import make_ovf_zip
+
+        dest = output_dir / f"{base}.ovf.zip"
+        total = make_ovf_zip(raw, results["full"].extra["extracted_sha256"], base, work_dir,
+                             dest, epoch)
+        record = finish_file("ovfzip", dest, signer, compression_type="zip",
+                             extracted_size=total)
+        record.companions.append(legacy_outputs.write_size(dest, total))
+        results["ovfzip"] = record
     for record in results.values():
         record.extra.setdefault("compressed_size", record.size)
         legacy_outputs.tag_version(record.path, base)

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 import threading
 import zipfile
@@ -252,7 +253,9 @@ def make_zip(tree: Path, dest: Path, epoch: int | None = None) -> None:
                 info = zipfile.ZipInfo(rel, stamp)
                 info.external_attr = 0o644 << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, path.read_bytes())
+                # Streamed: a VM disk does not fit in memory.
+                with path.open("rb") as src, archive.open(info, "w", force_zip64=True) as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
 
 
 def run_parallel(jobs: dict[str, Callable[[], Published]]) -> dict[str, Published]:

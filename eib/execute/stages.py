@@ -143,9 +143,11 @@ def _image_steps(plan: Plan) -> list[Step]:
     steps.append(Step(name="checksum", description="sha256 of each image"))
     if img.signing_keyid:
         steps.append(Step(name="sign", description=f"detached signatures by {img.signing_keyid}"))
-    for flag, label in (("qcow2", "qcow2 image"), ("iso", "ISO image"), ("boot_zip", "boot.zip")):
+    for flag, name, label in (("qcow2", "qcow2", "qcow2 image"), ("iso", "iso", "ISO image"),
+                              ("boot_zip", "boot.zip", "boot.zip"),
+                              ("vm_image", "ovf.zip", "OVF zip: a VirtualBox/VMware VM")):
         if getattr(img, flag):
-            steps.append(Step(name=flag.replace("_", "."), description=label))
+            steps.append(Step(name=name, description=label))
     return steps
 
 

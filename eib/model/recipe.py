@@ -129,7 +129,7 @@ class Image(Section):
     qcow2: bool = Field(False, description="Also write a compressed qcow2 image")
     qcow2_extra: int = Field(0, ge=0, description="Bytes added to the qcow2 virtual size")
     vm_image: bool = Field(
-        False, description="The legacy OVF zip: not made by eib, true is refused at plan time"
+        False, description="Also write <outversion>.ovf.zip, a VirtualBox/VMware VM (amd64)"
     )
     sdboot: bool = Field(False, description="systemd-boot layout: a 500 MiB ESP")
     max_size: int | None = Field(None, ge=0, description="Largest allowed raw image, in bytes")

@@ -1,20 +1,23 @@
 """The files the legacy builder published beside its images, from real builds of
 the tiny OS: ostree.txt, config.ini, `.size` files, SHA256SUMS with its
 armoured SHA256SUMS.gpg, the manifest's legacy keys and the image version
-attribute; and `vm_image`, which eib refuses at plan time."""
+attribute; and the `vm_image` OVF zip (amd64 only, a plan warning elsewhere)."""
 
 from __future__ import annotations
 
 import configparser
 import gzip
+import hashlib
 import json
 import os
 import re
 import subprocess
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -48,12 +51,14 @@ class Built:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, served: Served,
           signing: Signing) -> Iterator[Built]:
-    """One signed build with a disk image and a qcow2 (a dry run: nothing is uploaded)."""
+    """One signed build with a disk image, a qcow2 and an OVF zip (a dry run: nothing is
+    uploaded)."""
     top = tmp_path_factory.mktemp("legacyout")
     build = Build(top, top / "recipe" / "recipe.yaml")
     write_recipe(build.recipe.parent, served, signing,
                  image={"signing_keyid": signing.good_key, "gpg_homedir": str(signing.homedir),
-                        "compression": "gz", "qcow2": True, "extra_space": 4 << 20})
+                        "compression": "gz", "qcow2": True, "vm_image": True,
+                        "extra_space": 4 << 20})
     argv = [a for a in build.argv() if a != "--no-disk"]
     proc = subprocess.run(argv, capture_output=True, text=True, env=eib_env(), timeout=300,
                           check=False)
@@ -218,28 +223,57 @@ def test_config_ini_of_a_legacy_tree_holds_no_private_value(
     assert "10-secret" in parser["image"]["hooks"].split()
 
 
-@pytest.mark.parametrize("command", ["plan", "validate"])
-def test_vm_image_is_refused_at_its_line(
-    build: Build, served: Served, signing: Signing, command: str
-) -> None:
-    recipe = write_recipe(build.recipe.parent, served, signing, image={"vm_image": True})
-    line = next(i for i, text in enumerate(recipe.read_text().splitlines(), 1)
-                if "vm_image" in text)
-    proc = subprocess.run([*EIB, command, str(recipe)], capture_output=True, text=True,
-                          env=eib_env(), check=False)
-    assert proc.returncode == 2, proc.stderr
-    assert f"{recipe}:{line}" in proc.stderr and "image.vm_image" in proc.stderr
-    assert "OVF" in proc.stderr and "Traceback" not in proc.stderr
+def test_vm_image_writes_the_ovf_zip(built: Built) -> None:
+    """`<outversion>.ovf.zip`: the OVF descriptor, a streamOptimized VMDK of the image
+    grown by 10 GiB, and the `.mf` with both sha256s; `.size`, `.sha256`, `.asc` and
+    `images.ovfzip` as the legacy builder wrote them."""
+    zipped = built.file("ovf.zip")
+    name = built.outversion
+    with zipfile.ZipFile(zipped) as archive:
+        assert sorted(archive.namelist()) == sorted(
+            f"{name}.{ext}" for ext in ("mf", "ovf", "vmdk"))
+        total = sum(i.file_size for i in archive.infolist())
+        files = {n: archive.read(n) for n in archive.namelist()}
+    assert built.file("ovf.zip.size").read_text() == f"{total}\n"
+    mf = files[f"{name}.mf"].decode().splitlines()
+    for member in (f"{name}.ovf", f"{name}.vmdk"):
+        assert f"SHA256 ({member}) = {hashlib.sha256(files[member]).hexdigest()}" in mf
+    ovf = ElementTree.fromstring(files[f"{name}.ovf"])
+    ns = {"ovf": "http://schemas.dmtf.org/ovf/envelope/1"}
+    disk = ovf.find("ovf:DiskSection/ovf:Disk", ns)
+    assert disk is not None
+    raw_size = images(built)["full"]["extracted_size"]
+    assert isinstance(raw_size, int)
+    assert int(disk.get(f"{{{ns['ovf']}}}capacity", "0")) == raw_size + (10 << 30)
+    with tempfile.TemporaryDirectory() as tmp:
+        vmdk = Path(tmp) / "disk.vmdk"
+        vmdk.write_bytes(files[f"{name}.vmdk"])
+        info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(vmdk)],
+                                         capture_output=True, text=True, check=True).stdout)
+    assert info["format"] == "vmdk" and info["virtual-size"] == raw_size + (10 << 30)
+    assert info["format-specific"]["data"]["create-type"] == "streamOptimized"
+    entry = images(built)["ovfzip"]
+    assert entry["file"] == zipped.name and entry["compression_type"] == "zip"
+    assert entry["extracted_size"] == total
+    assert built.file("ovf.zip.sha256").read_text().startswith(
+        hashlib.sha256(zipped.read_bytes()).hexdigest())
+    assert built.file("ovf.zip.asc").is_file()
 
 
-def test_vm_image_in_a_legacy_tree_is_refused_at_its_ini_line(
+def test_vm_image_off_amd64_is_a_warning_not_an_ovf_zip(
     build: Build, served: Served, signing: Signing
 ) -> None:
+    """The OVF zip is an amd64 VM: a legacy tree sets vm_image for every arch and got
+    none on arm64; eib says so in the plan (and the build log) instead of silently."""
     config = legacy_tree(build.top / "legacy", served, signing)
     defaults = config / "defaults.ini"
     defaults.write_text(defaults.read_text().replace("[image]\n", "[image]\nvm_image = true\n"))
-    line = defaults.read_text().splitlines().index("vm_image = true") + 1
-    proc = subprocess.run([*EIB, "plan", str(config)], capture_output=True, text=True,
-                          env=eib_env(), check=False)
-    assert proc.returncode == 2, proc.stderr
-    assert f"defaults.ini:{line}" in proc.stderr and "image.vm_image" in proc.stderr
+    for arch, made in (("arm64", False), ("amd64", True)):
+        proc = subprocess.run([*EIB, "plan", str(config), "--arch", arch, "--json"],
+                              capture_output=True, text=True, env=eib_env(), check=False)
+        assert proc.returncode == 0, proc.stderr
+        plan = json.loads(proc.stdout)
+        assert plan["image"]["vm_image"] is made
+        warned = any(f"image.vm_image: no OVF zip for {arch}" in w for w in plan["warnings"])
+        assert warned is not made
+        assert any(s["name"] == "ovf.zip" for st in plan["stages"] for s in st["steps"]) is made
