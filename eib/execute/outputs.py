@@ -254,7 +254,8 @@ def make_zip(tree: Path, dest: Path, epoch: int | None = None) -> None:
                 info.external_attr = 0o644 << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 # Streamed: a VM disk does not fit in memory.
-                with path.open("rb") as src, archive.open(info, "w", force_zip64=True) as out:
+                big = path.stat().st_size >= zipfile.ZIP64_LIMIT
+                with path.open("rb") as src, archive.open(info, "w", force_zip64=big) as out:
                     shutil.copyfileobj(src, out, 1 << 20)
 
 
