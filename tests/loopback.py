@@ -1,14 +1,16 @@
 """Servers the tests start on 127.0.0.1: free ports, waiting for them, stopping them,
-and moto as the S3 server."""
+moto as the S3 server, and the demo OS's repos."""
 
 from __future__ import annotations
 
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -53,3 +55,25 @@ def moto_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+
+
+@contextmanager
+def demo_server(demo_dir: Path) -> Iterator[int]:
+    """`eib demo-os --serve` of `demo_dir` (built there once per machine); yields its port."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "eib.cli", "demo-os", "--dir", str(demo_dir), "--serve",
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:  # serving once it prints the URLs
+            if f"127.0.0.1:{port}" in line:
+                break
+        if server.poll() is not None:
+            raise RuntimeError(f"the demo server exited with {server.returncode}")
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

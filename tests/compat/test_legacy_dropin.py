@@ -23,11 +23,12 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from eib.paths import RECIPES_DIR, SOURCE_DIR
-from tests.loopback import free_port, moto_server
+from tests.loopback import demo_server, moto_server
 
 from .conftest import EPOCH
 
@@ -215,38 +216,29 @@ def run(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def demo_server() -> Iterator[int]:
+def demo_port() -> Iterator[int]:
     """The demo OS and apps (built once per machine), served on loopback."""
-    port = free_port()
-    server = subprocess.Popen([*EIB, "demo-os", "--dir", str(DEMO_DIR), "--serve",
-                               "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert server.stdout is not None
-        for line in server.stdout:
-            if f"127.0.0.1:{port}" in line:
-                break
-        assert server.poll() is None, "the demo server did not start"
+    with demo_server(DEMO_DIR) as port:
         yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+
+
+def s3_client(url: str) -> Any:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[str]:
     with moto_server() as url:
-        import boto3
-
-        boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                     aws_access_key_id="testing", aws_secret_access_key="testing",
-                     ).create_bucket(Bucket=BUCKET)
+        s3_client(url).create_bucket(Bucket=BUCKET)
         yield url
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory, demo_server: int, s3: str) -> Tree:
-    return make_tree(tmp_path_factory.mktemp("dropin"), demo_server, s3)
+def tree(tmp_path_factory: pytest.TempPathFactory, demo_port: int, s3: str) -> Tree:
+    return make_tree(tmp_path_factory.mktemp("dropin"), demo_port, s3)
 
 
 @dataclass(frozen=True)
@@ -353,10 +345,7 @@ def test_run_builds_the_demo_os_with_the_trees_hooks(built: Built) -> None:
 
 def test_publish_hooks_run_in_the_legacy_order(built: Built, tree: Tree) -> None:
     """40-build-log and 42-sha256sums come before 45-publish-s3: their files are uploaded."""
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=tree.s3, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = s3_client(tree.s3)
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
     names = {k.rsplit("/", 1)[-1] for k in keys}
     outversion = built.one("*.img.gz").name.removesuffix(".img.gz")
@@ -369,14 +358,11 @@ def test_publish_hooks_run_in_the_legacy_order(built: Built, tree: Tree) -> None
 
 
 def test_private_value_never_reaches_outputs_or_uploads(built: Built, tree: Tree) -> None:
-    import boto3
-
     for path in built.out.rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path.name
     assert TOKEN not in built.proc.stdout + built.proc.stderr
-    client = boto3.client("s3", endpoint_url=tree.s3, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = s3_client(tree.s3)
     for obj in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
         body = client.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
         assert TOKEN.encode() not in body, obj["Key"]

@@ -4,6 +4,7 @@ byte for byte the same twice."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from eib.paths import RECIPES_DIR
-from tests.loopback import free_port
+from tests.loopback import demo_server, free_port
 
 DEMO = RECIPES_DIR / "demo.yaml"
 EIB = [sys.executable, "-m", "eib.cli"]
@@ -129,17 +130,12 @@ def test_locked_demo_builds_on_two_machines_byte_for_byte(tmp_path: Path) -> Non
     """Two machines building from the same upstream repos (one demo served on
     loopback): each has its own cache, work and output dirs and its own clock;
     the lock is shared.  Raw image, compressed image and manifest are the same."""
-    port = free_port()
-    server = subprocess.Popen([*EIB, "demo-os", "--dir", str(CACHE / "demo"), "--serve",
-                               "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    upstream = ("--set", f"demo.port={port}", "--set", "demo.serve=false")
     outs = []
-    try:
-        assert server.stdout is not None
-        for line in server.stdout:  # serving once it prints the URLs
-            if f"127.0.0.1:{port}" in line:
-                break
+    with contextlib.ExitStack() as cleanup:
+        port = cleanup.enter_context(demo_server(CACHE / "demo"))
+        cleanup.callback(remove, tmp_path / "second")
+        cleanup.callback(remove, tmp_path / "first")
+        upstream = ("--set", f"demo.port={port}", "--set", "demo.serve=false")
         lock = tmp_path / "demo.lock"
         proc = eib("lock", DEMO, *upstream, "-o", lock)
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -165,8 +161,4 @@ def test_locked_demo_builds_on_two_machines_byte_for_byte(tmp_path: Path) -> Non
         sums = [[line for line in (out / "SHA256SUMS").read_text().splitlines()
                  if not line.endswith("  build.txt")] for out in (first_out, second_out)]
         assert sums[0] == sums[1] and any(line.endswith(".img.zst") for line in sums[0])
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        remove(tmp_path / "first")
-        remove(tmp_path / "second")
+
