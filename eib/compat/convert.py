@@ -426,6 +426,8 @@ def convert_tree(config_dir: Path, out_dir: Path, *, localdir: Path | None = Non
     if public:
         top.update(_fallback_doc(conv, public))
     header += add_trusted_keys(conv, out_dir, top)
+    # A legacy tree's hooks run in a buildroot unless [buildroot] enable says otherwise.
+    top["build"] = {"buildroot": "auto"}
     target = out_dir / "recipe.yaml"
     target.write_text(header + _dump(top))
     written.append(target)

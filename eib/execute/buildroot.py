@@ -110,6 +110,7 @@ def release_work_dir(ctx: BuildContext) -> None:
 
 def _open(ctx: BuildContext, state: Buildroot) -> None:
     setting = ctx.plan.build.buildroot
+    required = setting is True  # else "auto": only when the OS tree can run the hooks
     if setting is False:
         log.info("host-side hooks run on the host (build.buildroot is false)")
         return
@@ -118,7 +119,7 @@ def _open(ctx: BuildContext, state: Buildroot) -> None:
     try:
         commit = resolve_commit(ctx)
     except BuildError as err:
-        if setting:
+        if required:
             raise
         log.info("host-side hooks run on the host: no OS commit to make a buildroot of (%s)",
                  err.message)
@@ -126,7 +127,7 @@ def _open(ctx: BuildContext, state: Buildroot) -> None:
     state.commit = commit
     repo = ctx.dirs.ostree_repo
     if not _has_bash(repo, commit):
-        if setting:
+        if required:
             raise BuildError(f"build.buildroot is true but the OS tree of {commit[:12]} has "
                              "no /bin/bash to run host-side hooks with",
                              stage=ctx.stage, step="buildroot")

@@ -67,11 +67,12 @@ class BuildSwitches(Section, defer_build=True):
 class BuildSettings(Section, defer_build=True):
     """How the build runs, not what it makes: the only keys a recipe file may set under `build:`."""
 
-    buildroot: bool | None = Field(
+    buildroot: bool | Literal["auto"] | None = Field(
         None,
         description="Run host-side hooks inside the OS tree being built (bubblewrap), so they "
-        "use its tools: true (the tree must have /bin/bash), false, or unset: on for a legacy "
-        "INI tree whose OS has /bin/bash ([buildroot] enable), off for a YAML recipe",
+        "use its tools: true (the tree must have /bin/bash), false, or auto (on when the OS "
+        "tree has /bin/bash). Unset: a recipe's `buildroot: {enable}` section ([buildroot] "
+        "enable) if any, else auto for a legacy INI tree and false for a YAML recipe",
     )
     buildroot_mounts: list[str] = Field(
         [],

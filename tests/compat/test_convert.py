@@ -27,9 +27,6 @@ def comparable(plan: Plan) -> dict[str, Any]:
     del data["recipe"], data["digest"]
     for secret in data["secrets"]:
         del secret["where"]  # the INI file vs the YAML layer that holds it
-    # Unset, an INI tree's build.buildroot means "when the OS has bash"; a recipe's means off.
-    if data["build"]["buildroot"] is None:
-        data["build"]["buildroot"] = False
     return data
 
 
@@ -128,9 +125,6 @@ def same_plan(ini: dict[str, Any], yml: dict[str, Any]) -> None:
         for secret in plan["secrets"]:
             del secret["where"], secret["key"]  # the INI file vs the YAML layer
         plan["extra"] = {k: v for k, v in plan["extra"].items() if v != {}}
-    # Unset, an INI tree's build.buildroot means "when the OS has bash"; a recipe's means off.
-    if ini["build"]["buildroot"] is None:
-        ini["build"]["buildroot"] = False
     assert ini == yml
 
 
@@ -208,4 +202,22 @@ def test_key_dirs_that_depend_on_the_variant(tmp_path: Path) -> None:
         ini = plan_json(config, local, "-p", product)
         yml = plan_json(recipe, local, "-p", product)
         assert yml["ostree"]["gpg_keys"] == [KEY.read_text(), KEY.read_text()]
+        same_plan(ini, yml)
+
+
+def test_converted_buildroot_settings_plan_like_the_tree(tmp_path: Path) -> None:
+    """Unset, `[buildroot] enable` means auto, as `recipe.yaml` says; a product turns it off."""
+    config, local = make_tree(tmp_path)
+    with (config / "defaults.ini").open("a") as defaults:
+        defaults.write("\n[buildroot]\nmounts_add =\n  /srv/data\n")
+    (config / "product" / "eosnonfree.ini").write_text(
+        "[buildroot]\nenable = false\nmounts_add = /srv/more\n")
+    recipe = convert(config, local)
+    assert yaml.safe_load(recipe.read_text())["build"] == {"buildroot": "auto"}
+    for product, enable, mounts in (("eos", "auto", ["/srv/data"]),
+                                    ("eosnonfree", False, ["/srv/data", "/srv/more"])):
+        ini = plan_json(config, local, "-p", product)
+        yml = plan_json(recipe, local, "-p", product)
+        assert (yml["build"]["buildroot"], sorted(yml["build"]["buildroot_mounts"])) == (
+            enable, mounts)
         same_plan(ini, yml)

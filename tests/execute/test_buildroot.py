@@ -40,7 +40,7 @@ def test_legacy_tree_without_bash_runs_hooks_on_the_host(
     plan = subprocess.run([*EIB, "plan", str(config), "--json"],
                           capture_output=True, text=True, env=eib_env(), check=False)
     assert plan.returncode == 0, plan.stderr
-    assert '"buildroot": null' in plan.stdout  # unset: decided at run time
+    assert '"buildroot": "auto"' in plan.stdout  # unset: decided at run time
     proc = subprocess.run(build.argv(source=[str(config)]), capture_output=True, text=True,
                           env=eib_env(), timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr + proc.stdout
