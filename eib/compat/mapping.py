@@ -218,7 +218,7 @@ def to_recipe(
                 if section in HOOK_SECTIONS and key == "hooks":
                     continue
                 put((*free_section(section), key), value, (section, key))
-    legacy_targets = _legacy_targets(sections, recipe)
+    legacy_targets = _legacy_targets(sections, recipe, origin_of)
     if legacy_targets:
         recipe.setdefault("publish", {})["targets"] = legacy_targets
         where = ("publish", "s3_bucket") if sections.get("publish", {}).get("s3_bucket") else (
@@ -244,14 +244,14 @@ def _publish(options: Mapping[str, str], put: typing.Callable[..., None]) -> Non
 
 
 def _legacy_targets(
-    sections: Mapping[str, Mapping[str, str]], recipe: dict[str, Any]
+    sections: Mapping[str, Mapping[str, str]], recipe: dict[str, Any], origin_of: OriginOf
 ) -> list[dict[str, Any]]:
     """The targets the legacy publish hooks uploaded to, with their host credentials.
 
     `[publish] s3_bucket`/`s3_region` (and eib's `s3_endpoint_url`) are the S3
     bucket `45-publish-s3` copied to with `${sysconfdir}/aws-credentials`;
     `[image] upload_api_host`/`user`/`path` the server `50-publish` rsynced
-    to with `${sysconfdir}/ssh-key.pem`.  A credentials file that exists
+    to with `${sysconfdir}/ssh-key.pem`, into `destdir`.  A credentials file that exists
     becomes a file secret; without one boto3's and ssh's usual ways apply,
     as they did for the legacy hooks.
     """
@@ -273,7 +273,7 @@ def _legacy_targets(
             "kind": "rsync",
             "host": escape(image["upload_api_host"].strip()),
             "user": escape(image.get("user", "").strip() or "uploader"),
-            "path": escape(image.get("path", "").strip() or "/srv/images/www"),
+            "path": escape(_rsync_path(sections, origin_of)),
         }
         if (sysconfdir / "ssh-key.pem").is_file():
             secrets[SSH_SECRET] = {"file": escape(str(sysconfdir / "ssh-key.pem"))}
@@ -282,6 +282,25 @@ def _legacy_targets(
     if secrets:
         recipe.setdefault("secrets", {}).update(secrets)
     return targets
+
+
+def _rsync_path(sections: Mapping[str, Mapping[str, str]], origin_of: OriginOf) -> str:
+    """The dir above each build: `destdir` (`${path}/${publish:path}` by default) less the
+    build's path, as eib's rsync target puts a build at `<path>/<publish.path>`."""
+    image = sections.get("image", {})
+    destdir = image.get("destdir", "").strip().rstrip("/")
+    if not destdir:
+        return image.get("path", "").strip() or "/srv/images/www"
+    build_path = sections.get("publish", {}).get("path", "").strip().strip("/")
+    if build_path and destdir.endswith(f"/{build_path}"):
+        return destdir[: -len(build_path) - 1] or "/"
+    raise UserError(
+        f"{destdir!r} does not end with the build's [publish] path {build_path!r}: eib "
+        "uploads each build to <dir>/<publish path>",
+        origin=origin_of("image", "destdir"),
+        key="[image] destdir",
+        hint="set destdir = <dir>/${publish:path}, or set path and leave destdir out",
+    )
 
 
 AWS_SECRET = "aws-credentials"

@@ -193,6 +193,33 @@ def test_upload_settings_become_the_legacy_publish_targets(tree: tuple[Path, Pat
     assert plan["env"]["EIB_IMAGE_UPLOAD_API_HOST"] == "images.example.org"
 
 
+def test_the_rsync_target_is_the_legacy_destdir(tree: tuple[Path, Path]) -> None:
+    """`50-publish` rsynced into `[image] destdir`, `${path}/${publish:path}` unless set."""
+    config, local = tree
+    eos = local / "config" / "product" / "eos.ini"
+    head = """
+        [publish]
+        path = nightly/${build:product}-${build:arch}/${build:branch}
+
+        [image]
+        upload_api_host = images.example.org
+        path = /srv/images/www
+    """.rstrip(" ")
+    for destdir, dir_above in (("${path}/${publish:path}", "/srv/images/www"),
+                               ("/srv/other/${publish:path}/", "/srv/other")):
+        write(eos, head + f"        destdir = {destdir}\n")
+        plan = plan_json(config, local)
+        assert plan["publish"]["path"] == "nightly/eos-amd64/master"
+        assert plan["publish"]["targets"][0]["path"] == dir_above
+    write(eos, head + "        destdir = /srv/flat\n")
+    proc = eib("plan", str(config), "-d", str(local), "-p", "eos", "-a", "amd64")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1].startswith(
+        f"eib: error: {eos}:7: [image] destdir: '/srv/flat' does not end with the build's "
+        "[publish] path 'nightly/eos-amd64/master'"), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_eib_hooksdir_replaces_the_checkouts_hooks(
     tree: tuple[Path, Path], tmp_path: Path
 ) -> None:
