@@ -129,10 +129,14 @@ def fold_remote(name: str, remote: FlatpakRemote, *, keyless_ok: bool = False) -
     Paths are absolute by now (the compiler anchors them to the recipe file
     that wrote them); a local repo path becomes a `file://` URL.
     """
+    if not remote.enable:
+        # Never read, as the legacy builder skipped a disabled remote's section whole:
+        # a disabled remote's repo file may be on a server this build cannot reach.
+        return remote.model_copy(update={"repo_file": ""})
     key = f"flatpak.remotes.{name}"
     repo = _repo_file(remote.repo_file, f"{key}.repo_file") if remote.repo_file else {}
     url = remote.url or repo.get("Url", "")
-    if remote.enable and not url:
+    if not url:
         raise UserError("remote has no url (set url or repo_file)", key=f"{key}.url")
     if url and "://" not in url:
         url = Path(url).resolve().as_uri()
@@ -147,7 +151,7 @@ def fold_remote(name: str, remote: FlatpakRemote, *, keyless_ok: bool = False) -
         except ValueError:
             raise UserError("GPGKey is not base64", key=f"{key}.repo_file") from None
         gpg_key = "".join(repo["GPGKey"].split())
-    elif remote.enable and not keyless_ok:
+    elif not keyless_ok:
         raise UserError(
             "no gpg_key and no GPGKey in the repo file: the remote would be installed "
             "unverified",

@@ -85,3 +85,18 @@ def test_repo_file_without_gpgkey_is_refused_when_read(tmp_path: Path) -> None:
     folded = fold_remote("apps", FlatpakRemote(repo_file=str(repo_file), gpg_verify=False))
     assert folded.gpg_key == "" and folded.repo_file == ""
     assert remote_config("apps", folded, False).gpg_key is None
+
+
+def test_a_disabled_remotes_repo_file_is_never_read(write: Callable[..., Path]) -> None:
+    """As the legacy builder skipped a disabled remote's section (a branch file
+    enables Flathub Beta; other branches must plan where it cannot be reached)."""
+    remote = ("flatpak:\n  remotes:\n    beta:\n"
+              "      repo_file: https://127.0.0.1:1/beta.flatpakrepo\n"
+              "      enable: %s\n      apps: [org.example.App]\n")
+    proc = run_eib("plan", _recipe(write, ", gpg_verify: false", remote % "false"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["flatpak"]["remotes"]["beta"]["enable"] is False
+    proc = run_eib("plan", _recipe(write, ", gpg_verify: false", remote % "true"))
+    assert proc.returncode == 2
+    assert "r.yaml:7: flatpak.remotes.beta.repo_file: cannot read " \
+        "'https://127.0.0.1:1/beta.flatpakrepo'" in proc.stderr
