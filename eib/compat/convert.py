@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from eib.compat.attributes import ATTRIBUTES, BUILD_KEYS
+from eib.compat.convert_fallback import fallback_doc
 from eib.compat.convert_ostree import add_trusted_keys, derived, find_ostree_fallbacks
 from eib.compat.convert_sources import Source, personality_depth, tree_sources
 from eib.compat.mapping import (
@@ -40,6 +41,7 @@ from eib.compat.mapping import (
 from eib.compat.ostree import map_ostree
 from eib.compat.reader import MERGED_OPTIONS, read_tree
 from eib.errors import Origin, UserError
+from eib.load.keypaths import get_at, node_at, set_at
 from eib.model import recipe as model
 from eib.secrets.tokens import token
 from eib.variant import ARCHES as SUPPORTED_ARCHES
@@ -57,6 +59,8 @@ SENTINEL = {
 SENTINEL_SUFFIX = "_zz9"
 VERSION_SENTINEL = "zz9version"
 CACHE_SENTINEL = "/zz9cachedir"
+# Its system files belong to the build host and are not converted (none are read).
+SYSCONF_SENTINEL = "/zz9sysconfdir"
 # Build keys whose meaning is the same in a YAML recipe kept in the checkout.
 PORTABLE_BUILD_KEYS = (
     "product",
@@ -101,6 +105,7 @@ class Converter:
                             key=f"[build] {clash[0]}",
                         )
         self._find_fallbacks()
+        self._empty_merged = self._find_empty_merged()
 
     # -- analysis ---------------------------------------------------------
 
@@ -199,9 +204,35 @@ class Converter:
 
     # -- layers -----------------------------------------------------------
 
+    def _find_empty_merged(self) -> dict[int, list[KeyPath]]:
+        """Per source, the free-form merged options it holds empty.
+
+        The legacy builder gives every section a merged pattern matches that
+        option, empty when no file adds to it; a free-form one with add keys
+        is a fallback, so here only those no file adds to are left.  Written
+        empty by each file with the section, until one sets a plain value.
+        """
+        empty: dict[int, list[KeyPath]] = {}
+        plain: set[KeyPath] = set()
+        for index, source in enumerate(self.sources):
+            for section, options in source.sections.items():
+                for pattern, option in MERGED_OPTIONS:
+                    if not fnmatch.fnmatchcase(section, pattern):
+                        continue
+                    path, kind = recipe_path(section, option)
+                    if kind != "str" or path in self.fallback or path in plain:
+                        continue
+                    if option in options:
+                        plain.add(path)
+                    else:
+                        empty.setdefault(index, []).append(path)
+        return empty
+
     def layer(self, source: Source) -> dict[str, Any]:
         """The recipe data of one INI file (fallback options left out)."""
         data: dict[str, Any] = {}
+        for path in self._empty_merged.get(self.sources.index(source), []):
+            set_at(data, path, "")
         for section, options in source.sections.items():
             for key, raw in options.items():
                 merged = merged_option(section, key)
@@ -211,34 +242,34 @@ class Converter:
                     if path in self.fallback:
                         continue
                     items = self._items(raw, section) or []
-                    node = _node(data, path)
+                    node = node_at(data, path)
                     node.setdefault(op, []).extend(items)
                     continue
                 path, kind = recipe_path(section, key)
                 if path in self.fallback:
                     continue
                 if kind == "list":
-                    _set(data, path, self._items(raw, section) or [])
+                    set_at(data, path, self._items(raw, section) or [])
                 elif kind in ("bool", "int"):
                     cls = _model_for(path)
                     value = convert_value(
                         cls, key, raw, (section, key), lambda s, k: Origin(str(source.path))
                     )
-                    _set(data, path, value)
+                    set_at(data, path, value)
                 else:
                     # A private option uses the secret by token; the value is under secrets.
                     translated = None if source.private else self._translate(raw, section)
                     value = token(f"{section}.{key}") if source.private else translated or raw
-                    _set(data, path, value)
+                    set_at(data, path, value)
                     also, value = derived(path, value, self.fallback)  # dev_pull_url → url
                     if also:
-                        _set(data, also, value)
+                        set_at(data, also, value)
             if source.private:
                 for key, raw in options.items():
                     path = ("secrets", f"{section}.{key}", "value")
                     if merged_option(section, key) is None and path not in self.fallback:
                         translated = self._translate(raw, section)
-                        _set(data, path, raw if translated is None else translated)
+                        set_at(data, path, raw if translated is None else translated)
         return data
 
     # -- fallback values ----------------------------------------------------
@@ -269,7 +300,7 @@ class Converter:
 
     def resolved_value(self, when: dict[str, str], path: KeyPath) -> Any:
         recipe, build = self._recipe_for(when)
-        return _symbolic(_get(recipe, path), build)
+        return _symbolic(get_at(recipe, path), build)
 
     def _recipe_for(self, when: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
         key = tuple(sorted(when.items()))
@@ -288,7 +319,7 @@ class Converter:
             self.config_dir,
             variant,
             localdir=self.localdir,
-            sysconfdir=Path("/nonexistent-eib-sysconfdir"),
+            sysconfdir=Path(SYSCONF_SENTINEL),
             cachedir=CACHE_SENTINEL,
             build_version=VERSION_SENTINEL,
         )
@@ -322,6 +353,7 @@ def _symbolic(value: Any, build: dict[str, str]) -> Any:
         (build["localdir"], "${build:localdir}"),
         (build["srcdir"], "${build:srcdir}"),
         (CACHE_SENTINEL, "${build:cachedir}"),
+        (SYSCONF_SENTINEL, "${build:sysconfdir}"),
         (VERSION_SENTINEL, "${build:build_version}"),
         (build["personality"], "${build:personality}"),
         (SENTINEL["branch"], "${build:branch}"),
@@ -339,30 +371,6 @@ def _model_for(path: KeyPath) -> Any:
     if path[0] == "flatpak" and len(path) == 4:
         return model.FlatpakRemote
     return SECTION_MODELS[path[0]]
-
-
-def _node(data: dict[str, Any], path: KeyPath) -> dict[str, Any]:
-    node = data
-    for part in path:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    return node
-
-
-def _set(data: dict[str, Any], path: KeyPath, value: Any) -> None:
-    _node(data, path[:-1])[path[-1]] = value
-
-
-def _get(data: dict[str, Any], path: KeyPath) -> Any:
-    node: Any = data
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _dump(data: Any) -> str:
@@ -406,7 +414,7 @@ def convert_tree(config_dir: Path, out_dir: Path, *, localdir: Path | None = Non
             "# Converted by `eib convert`: final values of options fed by private files\n"
             "# (see recipe.yaml). Keep this file out of version control.\n"
         )
-        doc = {"eib": 1, **_fallback_doc(conv, private)}
+        doc = {"eib": 1, **fallback_doc(conv, private)}
         _write(out_dir / rel, header + _dump(doc), private=True)
         written.append(out_dir / rel)
         extends.append(rel.as_posix())
@@ -424,7 +432,7 @@ def convert_tree(config_dir: Path, out_dir: Path, *, localdir: Path | None = Non
         for path, reason in sorted(conv.fallback.items()):
             header += f"#   {'.'.join(path)}: {reason}\n"
     if public:
-        top.update(_fallback_doc(conv, public))
+        top.update(fallback_doc(conv, public))
     header += add_trusted_keys(conv, out_dir, top)
     # A legacy tree's hooks run in a buildroot unless [buildroot] enable says otherwise.
     top["build"] = {"buildroot": "auto"}
@@ -447,51 +455,3 @@ def _write(path: Path, text: str, *, private: bool = False) -> None:
 
 def _is_private(path: KeyPath, private_paths: set[KeyPath]) -> bool:
     return path[0] == "secrets" or path in private_paths
-
-
-def _fallback_doc(conv: Converter, paths: dict[KeyPath, str]) -> dict[str, Any]:
-    """Base values in the body, then overlays from general to specific."""
-    overlays = _fallback_overlays(conv, paths)
-    doc: dict[str, Any] = {}
-    if overlays and not overlays[0]["when"]:
-        doc.update({k: v for k, v in overlays.pop(0).items() if k != "when"})
-    if overlays:
-        doc["overlays"] = overlays
-    return doc
-
-
-def _fallback_overlays(conv: Converter, paths: dict[KeyPath, str]) -> list[dict[str, Any]]:
-    """A decision list: later (more specific) overlays override earlier ones."""
-    emitted: list[tuple[dict[str, str], dict[KeyPath, Any]]] = []
-    for when in conv.classes():
-        changes: dict[KeyPath, Any] = {}
-        for path in paths:
-            want = conv.resolved_value(when, path)
-            have = None
-            for prior_when, prior in emitted:
-                if path in prior and _matches(prior_when, when):
-                    have = prior[path]
-            if want != have:
-                changes[path] = want
-        if changes or not when:
-            emitted.append((when, changes))
-    overlays = []
-    for when, changes in emitted:
-        overlay: dict[str, Any] = {"when": dict(when)}
-        for path, value in changes.items():
-            _set(overlay, path, value)
-        overlays.append(overlay)
-    return overlays
-
-
-def _matches(when: dict[str, str], variant: dict[str, str]) -> bool:
-    for attr, value in when.items():
-        actual = variant.get(attr)
-        if actual is None:
-            return False
-        if attr == "personality":
-            if not (actual == value or actual.startswith(value + "_")):
-                return False
-        elif actual != value:
-            return False
-    return True

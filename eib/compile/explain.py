@@ -7,6 +7,7 @@ from typing import Any
 
 from eib.compile.compiler import CompileResult
 from eib.errors import UserError, did_you_mean
+from eib.load.keypaths import get_at
 from eib.load.merge import Event
 from eib.load.yamlfile import KeyPath
 
@@ -17,11 +18,7 @@ def _final(result: CompileResult, path: KeyPath) -> Any:
     node.update(extra)
     node["ostree"] = result.plan.ostree.model_dump(mode="json")
     node["flatpak"] = result.plan.flatpak.model_dump(mode="json")
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    return get_at(node, path)
 
 
 def explain_key(result: CompileResult, key: str, *, as_json: bool = False) -> str:

@@ -221,3 +221,27 @@ def test_converted_buildroot_settings_plan_like_the_tree(tmp_path: Path) -> None
         assert (yml["build"]["buildroot"], sorted(yml["build"]["buildroot_mounts"])) == (
             enable, mounts)
         same_plan(ini, yml)
+
+
+def test_sysconfdir_references_and_untouched_merged_options_plan_like_the_tree(
+    tmp_path: Path,
+) -> None:
+    """Found converting the legacy builder's own tree: `[build] ssh_options` names
+    `${sysconfdir}`, and `[kolibri]` has no `install_channels_add`, which the tree
+    still gives as an empty option."""
+    config, local = make_tree(tmp_path)
+    with (config / "defaults.ini").open("a") as defaults:
+        defaults.write("\n[build]\nssh_options = -i ${sysconfdir}/ssh-key.pem\n"
+                       "\n[kolibri]\napp_version = 0.15.12\n\n[kolibri-abc]\nname = abc\n")
+    (config / "product" / "eosnonfree.ini").write_text(
+        "[kolibri]\ninstall_channels = abc\n")
+    recipe = convert(config, local)
+    assert "zz9" not in "".join(p.read_text() for p in recipe.parent.rglob("*.yaml"))
+    for product, channels in (("eos", ""), ("eosnonfree", "abc")):
+        ini = plan_json(config, local, "-p", product)
+        yml = plan_json(recipe, local, "-p", product)
+        assert yml["extra"]["build"]["ssh_options"] == \
+            "-i /etc/eos-image-builder/ssh-key.pem"
+        assert yml["extra"]["kolibri"]["install_channels"] == channels
+        assert yml["extra"]["kolibri-abc"]["include_node_ids"] == ""
+        same_plan(ini, yml)
