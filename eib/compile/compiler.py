@@ -337,7 +337,7 @@ def _plan(
     epoch: int | None,
 ) -> Plan:
     from eib.compile.envsize import check_env_size
-    from eib.compile.hookenv import config_sections, recipe_env
+    from eib.compile.hookenv import config_sections, hook_view, recipe_env
     from eib.envnames import env_name
 
     legacy = is_legacy_tree(path)
@@ -372,7 +372,8 @@ def _plan(
     if image.signing_keyid and not image.gpg_homedir:
         # The host's signing keyring, where the legacy builder always looked.
         image = image.model_copy(update={"gpg_homedir": f"{build.sysconfdir}/gnupg"})
-    recipe = recipe.model_copy(update={"flatpak": flatpak, "ostree": ostree, "image": image})
+    written, recipe = recipe, recipe.model_copy(
+        update={"flatpak": flatpak, "ostree": ostree, "image": image})
     outversion = (
         f"{build.product}-{build.branch}-{build.arch}-{build.platform}."
         f"{build.build_version}.{build.personality}"
@@ -386,7 +387,8 @@ def _plan(
         plan=f"{outversion}.plan.json",
     )
     secrets = _secret_refs(recipe, tree, private_refs)
-    env = recipe_env(recipe, outversion)
+    seen_by_hooks = hook_view(recipe, written)
+    env = recipe_env(seen_by_hooks, outversion)
     tokens = {var: token(name) for var, name in _secret_option_env(recipe).items()}
     for var, value in tokens.items():
         if var in env:
@@ -395,7 +397,7 @@ def _plan(
         env[env_name("secrets", ref.name)] = token(ref.name)
     env = dict(sorted(env.items()))
     check_env_size(env)
-    config = config_sections(recipe, tokens)
+    config = config_sections(seen_by_hooks, tokens)
     if private_refs:
         config["secrets"] = dict(sorted(
             {**config.get("secrets", {}), **{r.name: token(r.name) for r in private_refs}}.items()

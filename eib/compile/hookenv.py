@@ -55,7 +55,10 @@ def legacy_sections(recipe: Recipe) -> dict[str, dict[str, Any]]:
     for name, options in dump["extra"].items():
         sections.setdefault(name, {}).update(options)
     _legacy_facts(recipe, sections)
-    return sections
+    # An option with no value is not set at all, as in a legacy tree that leaves it
+    # out: its hooks read `prio` with getint(fallback=None), which fails on ''.
+    return {name: {k: v for k, v in options.items() if v is not None}
+            for name, options in sections.items()}
 
 
 def _legacy_facts(recipe: Recipe, sections: dict[str, dict[str, Any]]) -> None:
@@ -75,6 +78,19 @@ def _legacy_facts(recipe: Recipe, sections: dict[str, dict[str, Any]]) -> None:
     publish = sections.setdefault("publish", {})
     publish.setdefault("s3_bucket", getattr(s3, "bucket", ""))
     publish.setdefault("s3_region", getattr(s3, "region", ""))
+
+
+def hook_view(planned: Recipe, written: Recipe) -> Recipe:
+    """The recipe as hooks see it: the plan's values, but each remote's `repo_file` as
+    written.  eib folds that file into the remote; a checkout's own Flatpak library
+    reads the file itself (its GPGKey is the only key it takes), as it always did."""
+    remotes = {
+        name: remote.model_copy(update={"repo_file": written.flatpak.remotes[name].repo_file})
+        for name, remote in planned.flatpak.remotes.items()
+        if name in written.flatpak.remotes
+    }
+    return planned.model_copy(
+        update={"flatpak": planned.flatpak.model_copy(update={"remotes": remotes})})
 
 
 def config_sections(recipe: Recipe, tokens: Mapping[str, str]) -> dict[str, dict[str, str]]:

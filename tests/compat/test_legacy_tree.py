@@ -8,6 +8,7 @@ local dir: `eib plan CONFIG_DIR -d LOCALDIR` needs nothing else.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -239,3 +240,27 @@ def test_eib_hooksdir_replaces_the_checkouts_hooks(
     hook = next(h for h in plan["hooks"] if h["name"] == "50-hello")
     assert hook["content"] == "echo from EIB_HOOKSDIR\n"
     assert plan_json(config, local)["hooks"][0]["content"] == "#!/bin/sh\necho hello\n"
+
+
+def test_hooks_see_a_remotes_repo_file_as_the_tree_wrote_it(tree: tuple[Path, Path]) -> None:
+    """eib folds the `.flatpakrepo` into the plan's remote; a checkout's own Flatpak
+    library reads the file itself (its GPGKey is the one key it takes)."""
+    config, local = tree
+    repo_file = local / "apps.flatpakrepo"
+    key = base64.b64encode(KEY.read_bytes()).decode()  # any base64 passes the plan
+    repo_file.write_text(f"[Flatpak Repo]\nUrl=https://apps.example.org/repo\nGPGKey={key}\n")
+    write(local / "config" / "product" / "eos.ini", f"""
+        [flatpak]
+        enable = true
+
+        [flatpak-remote-apps]
+        repo_file = {repo_file}
+        apps_add = org.example.App
+    """)
+    plan = plan_json(config, local)
+    remote = plan["flatpak"]["remotes"]["apps"]
+    assert (remote["url"], remote["repo_file"], remote["gpg_key"]) == (
+        "https://apps.example.org/repo", "", key)
+    assert plan["config"]["flatpak-remote-apps"]["repo_file"] == str(repo_file)
+    assert plan["env"]["EIB_FLATPAK_REMOTE_APPS_REPO_FILE"] == str(repo_file)
+    assert "prio" not in plan["config"]["flatpak-remote-apps"]  # unset, as in the tree
