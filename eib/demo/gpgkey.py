@@ -69,8 +69,16 @@ def ensure_key(homedir: Path) -> str:
     return found
 
 
-def export_public_key(homedir: Path, fingerprint: str, dest: Path) -> None:
-    """Write the armoured public key to `dest` (what clients `--gpg-import`)."""
+def export_public_key(homedir: Path, fingerprint: str, dest: Path, *, armor: bool = True) -> None:
+    """Write the armoured public key to `dest` (what clients `--gpg-import`), or
+    without `armor` the keyring file OSTree's and Flatpak's `trusted.gpg.d` hold."""
+    if not armor:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _gpg(homedir, "--yes", "--output", dest, "--export", fingerprint)
+        if not dest.is_file() or not dest.stat().st_size:
+            raise BuildError(f"gpg exported no public key {fingerprint}", stage="demo",
+                             step="gpg")
+        return
     armored = _gpg(homedir, "--armor", "--export", fingerprint)
     if "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
         raise BuildError(f"gpg exported no public key {fingerprint}", stage="demo", step="gpg")

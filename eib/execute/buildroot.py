@@ -257,3 +257,9 @@ def _prepare(root: Path) -> None:
             last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
             log.info("buildroot: %s exited with %d (%s); going on", argv[0], proc.returncode,
                      last[0])
+    # FHS's /var/tmp, where ostree and flatpak stage files: a booted OS gets it from
+    # tmpfiles (`q /var/tmp`), which Debian leaves to its packages' /var, empty in OSTree.
+    var_tmp = root / "var" / "tmp"
+    if not var_tmp.is_symlink() and not var_tmp.exists():
+        var_tmp.mkdir(parents=True)
+        var_tmp.chmod(0o1777)

@@ -28,7 +28,35 @@ HOOK = """\
       stat -f -c %T /
       test -d "$EIB_CACHEDIR" && echo cache
       getent passwd messagebus | cut -d: -f1  # from the OS's sysusers.d
+      # Where ostree and flatpak stage files (O_TMPFILE): an OSTree tree's /var is empty.
+      python3 -c 'import os; os.close(os.open("/var/tmp", os.O_TMPFILE | os.O_WRONLY))' \
+        && test -k /var/tmp && echo var-tmp
     } > "$out"
+"""
+# The legacy builder's own Flatpak hook, cut down: the remote has no key of its own, so
+# the OS's trusted.gpg.d verifies it, and `prio` is read as its library reads it.
+FLATPAK_CHROOT = """\
+#!/usr/bin/python3
+import eib
+from gi import require_version
+require_version('Flatpak', '1.0')
+from gi.repository import Flatpak, Gio
+
+config = eib.get_config()
+section = 'flatpak-remote-eib-debian'
+assert config.getint(section, 'prio', fallback=None) is None
+installation = Flatpak.Installation.new_for_path(Gio.File.new_for_path('/var/lib/flatpak'),
+                                                 False)
+remote = Flatpak.Remote.new('eib-debian')
+remote.set_url(config[section]['url'])
+remote.set_gpg_verify(True)
+installation.modify_remote(remote)
+eib.retry(installation.update_remote_sync, 'eib-debian')
+transaction = Flatpak.Transaction.new_for_installation(installation)
+for app in config[section]['apps'].split():
+    transaction.add_install('eib-debian', f'app/{app}/x86_64/stable', None)
+transaction.run()
+print('installed', config[section]['apps'])
 """
 
 
@@ -52,7 +80,7 @@ def test_host_side_hooks_run_in_the_os_tree(debian_os: DebianPaths, tmp_path: Pa
         found = sorted(out.glob("*.buildroot.txt"))
         assert len(found) == 1
         assert found[0].read_text().splitlines() == [
-            'NAME="EIB Debian OS"', "overlayfs", "cache", "messagebus"]
+            'NAME="EIB Debian OS"', "overlayfs", "cache", "messagebus", "var-tmp"]
         deployment = next((work / "sysroot/ostree/deploy/eib-debian/deploy").glob("*.0"))
         assert (deployment / "etc" / "eib-buildroot").read_text() == \
             "written from the buildroot\n"
@@ -68,7 +96,8 @@ def test_host_side_hooks_run_in_the_os_tree(debian_os: DebianPaths, tmp_path: Pa
 def test_a_legacy_tree_uses_the_buildroot_when_the_os_has_bash(
     debian_os: DebianPaths, tmp_path: Path
 ) -> None:
-    """Unset, the buildroot is on for a legacy INI tree whose OS has bash."""
+    """Unset, the buildroot is on for a legacy INI tree whose OS has bash; its own
+    50-flatpak.chroot installs from a remote the OS's keyring verifies."""
     src = tmp_path / "checkout"
     (src / "config").mkdir(parents=True)
     (src / "config" / "defaults.ini").write_text(textwrap.dedent(f"""\
@@ -89,10 +118,11 @@ def test_a_legacy_tree_uses_the_buildroot_when_the_os_has_bash(
         os = eib-debian
 
         [image]
-        hooks_add = 50-in-buildroot
+        hooks_add = 50-in-buildroot 50-flatpak.chroot
 
-        [flatpak]
-        enable = false
+        [flatpak-remote-eib-debian]
+        url = http://127.0.0.1:${{demo:port}}/flatpak
+        apps_add = org.eib.DebianHello
         """))
     keys = src / "data" / "keys"
     keys.mkdir(parents=True)
@@ -100,6 +130,8 @@ def test_a_legacy_tree_uses_the_buildroot_when_the_os_has_bash(
     hook = src / "hooks" / "image" / "50-in-buildroot"
     hook.parent.mkdir(parents=True)
     hook.write_text(textwrap.dedent(HOOK))
+    (hook.parent / "50-flatpak.chroot").write_text(FLATPAK_CHROOT)
+    (hook.parent / "50-flatpak.chroot").chmod(0o755)
     work, out = tmp_path / "work", tmp_path / "out"
     try:
         proc = eib("run", src / "config", "-p", "eib-debian", "-b", "bookworm", "-a", "amd64",
@@ -111,6 +143,13 @@ def test_a_legacy_tree_uses_the_buildroot_when_the_os_has_bash(
         found = sorted(out.glob("*.buildroot.txt"))
         assert len(found) == 1
         assert found[0].read_text().splitlines()[0] == 'NAME="EIB Debian OS"'
+        assert "warning: flatpak.remotes.eib-debian has no key: the checkout's own " \
+            "50-flatpak.chroot installs its apps and verifies them" in proc.stdout + proc.stderr
+        assert "[image/50-flatpak.chroot] installed org.eib.DebianHello" in log
+        var = work / "sysroot/ostree/deploy/eib-debian/var"
+        assert (var / "lib/flatpak/app/org.eib.DebianHello/x86_64/stable/active").is_symlink()
+        config = (work / "tmp" / "fullconfig.ini").read_text()
+        assert "\nprio =" not in config  # unset, not empty: getint would fail on ''
     finally:
         remove(tmp_path / "work")
 

@@ -150,6 +150,11 @@ def _build(directory: Path, gpg_homedir: Path) -> dict[str, object]:
         log.info("building the Debian OS's Flatpak repo")
         build_debian_flatpak_repo(tree, staging / "flatpak", gpg_homedir, key_id)
         kver = convert(tree, scratch / "work")
+        # The OS trusts its publisher, as an OSTree OS does: a remote added without a
+        # key of its own (the legacy builder's Flatpak remotes) is verified with it.
+        export_public_key(gpg_homedir, key_id, tree / "usr" / "share" / "ostree" /
+                          "trusted.gpg.d" / Path(KEY_FILE_NAME).with_suffix(".gpg").name,
+                          armor=False)
         export_public_key(gpg_homedir, key_id, staging / "keys" / KEY_FILE_NAME)
         log.info("committing the Debian OS (kernel %s)", kver)
         commit = commit_tree(
