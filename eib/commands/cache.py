@@ -70,6 +70,7 @@ def _say(message: str) -> None:
 
 
 def run_cache_gc(cache_dir: Path | None, max_size: str) -> None:
+    from eib.execute.buildroot import prune_checkouts
     from eib.execute.cache import gc, parse_size
     from eib.execute.exclusive import cache_lock
     from eib.execute.reclaim import reclaim_stale_builds
@@ -83,6 +84,9 @@ def run_cache_gc(cache_dir: Path | None, max_size: str) -> None:
         # What killed builds left (processes, mounts under their work dirs) goes first.
         reclaim_stale_builds()
         evicted, left = gc(cache, limit)
+        pruned = prune_checkouts(cache)
+    for commit in pruned:
+        sys.stdout.write(f"removed the buildroot of {commit[:12]}, gone from the cache repo\n")
     for entry in evicted:
         sys.stdout.write(f"evicted {entry.stage} {entry.key[:12]}\n")
     sys.stdout.write(f"{len(evicted)} evicted, {human_size(left)} kept (limit "

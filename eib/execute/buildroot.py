@@ -198,6 +198,24 @@ def _checkout(cache: Path, repo: Path, commit: str) -> Path:
     return done
 
 
+def prune_checkouts(cache: Path) -> list[str]:
+    """Remove the cached checkouts whose commit the cache repo has pruned: their hard
+    links would keep its objects' space taken.  Returns the commits removed."""
+    top = cache / CHECKOUTS
+    if not top.is_dir():
+        return []
+    repo = cache / "ostree" / "repo"
+    removed = []
+    for path in sorted(top.iterdir()):
+        name = path.name.removeprefix(".partial-")
+        commit_object = repo / "objects" / name[:2] / f"{name[2:]}.commit"
+        kept = path.name == name and (path / READY).is_file() and commit_object.is_file()
+        if not kept:
+            remove_tree(path)
+            removed.append(name)
+    return removed
+
+
 def _binds(ctx: BuildContext) -> list[str]:
     """bwrap's binds: the host's kernel interfaces, then every dir hooks name, at their paths.
 

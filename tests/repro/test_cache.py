@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -287,3 +288,28 @@ def test_cached_stage_runs_once_and_restores(tmp_path: Path, served: Served) -> 
     assert runs == [1, 1]
     entry = lookup(cache, "image", key)
     assert entry is not None and entry.file("out/disk.img").read_text() == "image 2\n"
+
+
+def test_gc_removes_buildroots_of_commits_the_cache_repo_pruned(tmp_path: Path) -> None:
+    """A buildroot checkout is hard links of the cache repo's objects: once the repo has
+    pruned its commit, only the checkout keeps that space taken."""
+    cache = tmp_path / "cache"
+    repo = cache / "ostree" / "repo"
+    tree = tmp_path / "tree"
+    (tree / "usr" / "bin").mkdir(parents=True)
+    (tree / "usr" / "bin" / "bash").write_text("#!/bin/true\n")
+    repo.mkdir(parents=True)
+    subprocess.run(["ostree", f"--repo={repo}", "init", "--mode=bare"], check=True)
+    kept = subprocess.run(["ostree", f"--repo={repo}", "commit", "--branch=os/x",
+                           f"--tree=dir={tree}"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    gone = "ef" * 32
+    for name in (kept, gone, f".partial-{OTHER}"):
+        checkout = cache / "buildroot" / name
+        (checkout / "usr").mkdir(parents=True)
+        (checkout / ".eib-buildroot-ready").touch()
+    proc = eib("cache", "gc", "--max-size", "1G", "--cache-dir", cache)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.splitlines()[:2]) == sorted(
+        f"removed the buildroot of {c[:12]}, gone from the cache repo" for c in (gone, OTHER))
+    assert [p.name for p in (cache / "buildroot").iterdir()] == [kept]
