@@ -29,7 +29,7 @@ from pathlib import Path
 
 from eib import paths
 from eib.errors import BuildError
-from eib.execute.context import BuildContext
+from eib.execute.context import BuildContext, cache_repo
 from eib.execute.hookenv import srcdir_of
 from eib.execute.inroot import resolve_in_root
 from eib.execute.mounts import MountStack, cleanup_work_dir, remove_tree
@@ -204,7 +204,7 @@ def prune_checkouts(cache: Path) -> list[str]:
     top = cache / CHECKOUTS
     if not top.is_dir():
         return []
-    repo = cache / "ostree" / "repo"
+    repo = cache_repo(cache)
     removed = []
     for path in sorted(top.iterdir()):
         name = path.name.removeprefix(".partial-")

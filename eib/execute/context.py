@@ -14,6 +14,11 @@ from eib.execute.progress import Monitor
 from eib.model.plan import Plan
 
 
+def cache_repo(cache: Path) -> Path:
+    """The cache repo (mode bare): kept between builds, so pulls are incremental."""
+    return cache / "ostree" / "repo"
+
+
 @dataclass(frozen=True)
 class BuildDirs:
     """Where a build reads and writes; every path is absolute."""
@@ -24,8 +29,7 @@ class BuildDirs:
 
     @property
     def ostree_repo(self) -> Path:
-        """The cache repo (mode bare): kept between builds, so pulls are incremental."""
-        return self.cache / "ostree" / "repo"
+        return cache_repo(self.cache)
 
     @property
     def content(self) -> Path:
