@@ -264,8 +264,7 @@ def _legacy_targets(
         for key, field in (("s3_region", "region"), ("s3_endpoint_url", "endpoint_url")):
             if publish.get(key, "").strip():
                 s3[field] = escape(publish[key].strip())
-        if (sysconfdir / "aws-credentials").is_file():
-            secrets[AWS_SECRET] = {"file": escape(str(sysconfdir / "aws-credentials"))}
+        if _host_file_secret(sysconfdir / "aws-credentials", AWS_SECRET, secrets):
             s3["credentials_secret"] = AWS_SECRET
         targets.append(s3)
     if image.get("upload_api_host", "").strip():
@@ -275,13 +274,19 @@ def _legacy_targets(
             "user": escape(image.get("user", "").strip() or "uploader"),
             "path": escape(_rsync_path(sections, origin_of)),
         }
-        if (sysconfdir / "ssh-key.pem").is_file():
-            secrets[SSH_SECRET] = {"file": escape(str(sysconfdir / "ssh-key.pem"))}
+        if _host_file_secret(sysconfdir / "ssh-key.pem", SSH_SECRET, secrets):
             rsync["identity_secret"] = SSH_SECRET
         targets.append(rsync)
     if secrets:
         recipe.setdefault("secrets", {}).update(secrets)
     return targets
+
+
+def _host_file_secret(path: Path, name: str, secrets: dict[str, Any]) -> bool:
+    """Add `path` as the file secret `name` when the build host has it."""
+    if path.is_file():
+        secrets[name] = {"file": escape(str(path))}
+    return name in secrets
 
 
 def _rsync_path(sections: Mapping[str, Mapping[str, str]], origin_of: OriginOf) -> str:

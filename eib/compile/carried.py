@@ -138,7 +138,7 @@ def fold_remote(name: str, remote: FlatpakRemote, *, keyless_ok: bool = False) -
     url = remote.url or repo.get("Url", "")
     if not url:
         raise UserError("remote has no url (set url or repo_file)", key=f"{key}.url")
-    if url and "://" not in url:
+    if "://" not in url:
         url = Path(url).resolve().as_uri()
     gpg_key = ""
     if not remote.gpg_verify:

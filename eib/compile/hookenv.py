@@ -87,7 +87,6 @@ def hook_view(planned: Recipe, written: Recipe) -> Recipe:
     remotes = {
         name: remote.model_copy(update={"repo_file": written.flatpak.remotes[name].repo_file})
         for name, remote in planned.flatpak.remotes.items()
-        if name in written.flatpak.remotes
     }
     return planned.model_copy(
         update={"flatpak": planned.flatpak.model_copy(update={"remotes": remotes})})

@@ -54,7 +54,6 @@ d /var/usrlocal 0755 root root -
 d /var/usrlocal/bin 0755 root root -
 d /var/usrlocal/sbin 0755 root root -
 d /var/lib/flatpak 0755 root root -
-d /var/tmp 1777 root root -
 d /run/media 0755 root root -
 """
 
