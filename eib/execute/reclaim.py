@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ from eib.execute.safedirs import ensure_private_dir
 from eib.tools import owned
 
 log = logging.getLogger("eib.execute.reclaim")
+EXIT_GRACE_SECONDS = 1.0
 
 
 def registry() -> Path:
@@ -53,9 +55,17 @@ def owned_build(work: Path) -> Iterator[None]:
 
 
 def end_own_processes() -> None:
-    """End what this build's hooks left running (a `setsid daemon &` escapes its group)."""
+    """End what this build's hooks left running (a `setsid daemon &` escapes its group).
+
+    A tool's helper that is already on its way out (the gpg-agent ostree's
+    verification starts, then tells to quit) gets a moment to exit first, so
+    only what would really stay running is reported.
+    """
     me = owned.identity(os.getpid())
-    for pid in _marked_by(me):
+    deadline = time.monotonic() + EXIT_GRACE_SECONDS
+    while (left := _marked_by(me)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in left:
         log.warning("ending pid %d, left running by a hook or tool of this build", pid)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
